@@ -1,0 +1,56 @@
+"""Kademlia settings (frozen)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import ConfigError
+
+__all__ = ["DEFAULT_PROTOCOL", "IPFS_PROTOCOL", "KademliaConfig"]
+
+DEFAULT_PROTOCOL = "/micronetwork/kad/1.0.0"
+IPFS_PROTOCOL = "/ipfs/kad/1.0.0"
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class KademliaConfig:
+    """Kademlia parameters; the defaults follow go-libp2p-kad-dht where it has one."""
+
+    protocol_id: str = DEFAULT_PROTOCOL
+    mode: Literal["server", "client"] = "server"
+    k: int = 20  # bucket size and replication
+    alpha: int = 3  # parallel requests per lookup (per path)
+    beta: int = 3  # a lookup ends when the beta closest peers have answered
+    disjoint_paths: int = 1  # d > 1: S/Kademlia disjoint lookups
+    request_timeout: float = 10.0
+    max_failures: int = 2  # failed requests in a row before a peer leaves the table
+    refresh_interval: float = 600.0  # bucket refresh (go: 10 min)
+    max_refresh_cpl: int = 15  # deeper buckets are not refreshed (preimage search cost)
+    liveness_interval: float = 300.0  # entries not heard from this long get pinged
+    maintenance_interval: float = 30.0  # how often refresh/republish/expiry are considered
+    rebootstrap_interval: float = 10.0  # an empty table retries bootstrap this often
+    record_ttl: float = 36 * HOUR
+    provider_ttl: float = 48 * HOUR
+    provider_republish: float = 22 * HOUR
+    get_quorum: int = 1  # GET_VALUE: valid values to collect before finishing
+    max_providers_returned: int = 20
+    max_message_size: int = 1 << 20
+    max_value_size: int = 64 * 1024
+    max_records: int = 100_000
+    max_providers_per_key: int = 100
+    bad_message_limit: int = 10  # garbage messages from one peer before it is disconnected
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("server", "client"):
+            raise ConfigError(f"kademlia mode must be 'server' or 'client', not {self.mode!r}")
+        if not self.protocol_id.startswith("/"):
+            raise ConfigError(f"protocol id must start with '/': {self.protocol_id!r}")
+        for name in ("k", "alpha", "beta", "disjoint_paths", "max_failures", "get_quorum"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"kademlia {name} must be at least 1")
+        for name in ("request_timeout", "refresh_interval", "maintenance_interval"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"kademlia {name} must be positive")

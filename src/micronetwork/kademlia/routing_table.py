@@ -1,0 +1,204 @@
+"""The k-bucket routing table, with liveness-based eviction.
+
+Theory of operation. Peers are kept in buckets by the length of the prefix their key shares
+with ours (``cpl``), at most ``k`` per bucket, least recently seen first. A peer we hear from
+moves to the tail of its bucket. When a bucket is full, the newcomer does not push anyone out:
+the table answers ``PENDING`` with the least recently seen entry, which the caller must ping;
+``resolve_ping(peer, alive)`` then keeps the old peer (alive) or replaces it with the newcomer
+(dead). Only one ping per bucket is in flight; newer candidates replace the waiting one. This
+is Kademlia's preference for long-lived peers, which is what makes tables hard to flood.
+
+``closest(target, n)`` does not sort the whole table: entries of the bucket that shares the
+target's prefix are nearest, then all deeper buckets together, then shallower buckets one by one
+(each strictly farther than the last), so only the groups needed for ``n`` results are sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import Enum
+
+from ..identity.peerid import PeerId
+from .keyspace import KEY_BITS, kad_key
+
+__all__ = ["Entry", "Outcome", "RoutingTable"]
+
+
+class Outcome(Enum):
+    INSERTED = "inserted"
+    UPDATED = "updated"
+    PENDING = "pending"  # bucket full: ping the returned entry, then resolve_ping()
+    FULL = "full"  # bucket full and a ping is already pending; the newcomer waits as candidate
+    SELF = "self"
+
+
+class Entry:
+    """One peer in the table."""
+
+    __slots__ = ("peer_id", "key", "addrs", "last_seen", "failures")
+
+    def __init__(self, peer_id: PeerId, key: int, addrs: tuple[bytes, ...], now: float) -> None:
+        self.peer_id = peer_id
+        self.key = key
+        self.addrs = addrs
+        self.last_seen = now
+        self.failures = 0
+
+    def __repr__(self) -> str:
+        return f"Entry({self.peer_id.short()}, seen={self.last_seen:.1f})"
+
+
+class RoutingTable:
+    def __init__(self, local_id: PeerId, k: int = 20, local_key: int | None = None) -> None:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        self.local_id = local_id
+        self.local_key = kad_key(local_id) if local_key is None else local_key
+        self.k = k
+        self._buckets: dict[int, list[Entry]] = {}
+        self._where: dict[PeerId, int] = {}
+        # cpl -> (candidate waiting for the slot, entry being pinged)
+        self._pending: dict[int, tuple[Entry, Entry]] = {}
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, peer: object) -> bool:
+        return peer in self._where
+
+    def get(self, peer: PeerId) -> Entry | None:
+        cpl = self._where.get(peer)
+        if cpl is None:
+            return None
+        for e in self._buckets[cpl]:
+            if e.peer_id == peer:
+                return e
+        return None  # pragma: no cover - _where and buckets agree
+
+    def entries(self) -> Iterator[Entry]:
+        for cpl in sorted(self._buckets):
+            yield from self._buckets[cpl]
+
+    def peers(self) -> list[PeerId]:
+        return list(self._where)
+
+    def bucket_sizes(self) -> dict[int, int]:
+        return {cpl: len(b) for cpl, b in sorted(self._buckets.items())}
+
+    def cpl_of(self, key: int) -> int:
+        return KEY_BITS - (key ^ self.local_key).bit_length()
+
+    def closest(self, target: int, n: int, exclude: PeerId | None = None) -> list[Entry]:
+        """Up to ``n`` entries nearest to ``target`` by XOR distance, nearest first."""
+        if n <= 0 or not self._where:
+            return []
+        b = KEY_BITS - (target ^ self.local_key).bit_length()
+        buckets = self._buckets
+        groups: list[list[Entry]] = []
+        if b in buckets:
+            groups.append(buckets[b])
+        deeper = [e for c, bk in buckets.items() if c > b for e in bk]
+        if deeper:
+            groups.append(deeper)
+        for c in sorted((c for c in buckets if c < b), reverse=True):
+            groups.append(buckets[c])
+        out: list[Entry] = []
+        for group in groups:
+            if len(group) > 1:
+                group = sorted(group, key=lambda e: e.key ^ target)
+            for e in group:
+                if e.peer_id != exclude:
+                    out.append(e)
+                    if len(out) >= n:
+                        return out
+        return out
+
+    # -- updates -----------------------------------------------------------------------------
+
+    def update(
+        self, peer: PeerId, addrs: tuple[bytes, ...], now: float, key: int | None = None
+    ) -> tuple[Outcome, Entry | None]:
+        """Record that ``peer`` is alive and reachable at ``addrs``.
+
+        Returns the outcome and, for ``PENDING``, the entry the caller must ping.
+        """
+        if peer == self.local_id:
+            return Outcome.SELF, None
+        cpl = self._where.get(peer)
+        if cpl is not None:
+            bucket = self._buckets[cpl]
+            for i, e in enumerate(bucket):
+                if e.peer_id == peer:
+                    del bucket[i]
+                    bucket.append(e)
+                    e.last_seen = now
+                    e.failures = 0
+                    if addrs:
+                        e.addrs = addrs
+                    pending = self._pending.get(cpl)
+                    if pending is not None and pending[1] is e:
+                        del self._pending[cpl]  # heard from the pinged peer: it stays
+                    return Outcome.UPDATED, None
+        if key is None:
+            key = kad_key(peer)
+        cpl = KEY_BITS - (key ^ self.local_key).bit_length()
+        bucket = self._buckets.setdefault(cpl, [])
+        entry = Entry(peer, key, addrs, now)
+        if len(bucket) < self.k:
+            bucket.append(entry)
+            self._where[peer] = cpl
+            return Outcome.INSERTED, None
+        pending = self._pending.get(cpl)
+        if pending is not None:
+            self._pending[cpl] = (entry, pending[1])
+            return Outcome.FULL, None
+        oldest = bucket[0]
+        self._pending[cpl] = (entry, oldest)
+        return Outcome.PENDING, oldest
+
+    def resolve_ping(self, peer: PeerId, alive: bool, now: float) -> PeerId | None:
+        """Settle a ping asked for by ``update``; returns the peer that was admitted, if any."""
+        cpl = self._where.get(peer)
+        if cpl is None:
+            return None
+        pending = self._pending.get(cpl)
+        if alive:
+            self.update(peer, (), now)
+            return None
+        self.remove(peer)  # promotes the candidate waiting for this bucket
+        return pending[0].peer_id if pending is not None else None
+
+    def remove(self, peer: PeerId) -> bool:
+        """Drop ``peer``; a candidate waiting for a slot in its bucket takes the place."""
+        cpl = self._where.pop(peer, None)
+        if cpl is None:
+            return False
+        bucket = self._buckets[cpl]
+        bucket[:] = [e for e in bucket if e.peer_id != peer]
+        pending = self._pending.pop(cpl, None)
+        if pending is not None:
+            candidate = pending[0]
+            if candidate.peer_id not in self._where and len(bucket) < self.k:
+                bucket.append(candidate)
+                self._where[candidate.peer_id] = cpl
+        if not bucket:
+            del self._buckets[cpl]
+        return True
+
+    def record_failure(self, peer: PeerId, max_failures: int) -> bool:
+        """Count a failed request to ``peer``; evict after ``max_failures`` in a row."""
+        entry = self.get(peer)
+        if entry is None:
+            return False
+        entry.failures += 1
+        if entry.failures >= max_failures:
+            self.remove(peer)
+            return True
+        return False
+
+    def stale(self, now: float, older_than: float) -> list[Entry]:
+        """Entries not heard from within ``older_than`` seconds (liveness checks)."""
+        limit = now - older_than
+        return [e for b in self._buckets.values() for e in b if e.last_seen < limit]
