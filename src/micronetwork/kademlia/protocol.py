@@ -167,6 +167,10 @@ class KademliaCore:
             reply = None
         self._out.append(Respond(token, reply))
 
+    def on_bad_message(self, peer: PeerId, reason: str, now: float) -> None:
+        """The driver could not even frame what ``peer`` sent (e.g. an oversized length)."""
+        self._bad_message(peer, reason)
+
     def on_response(
         self, peer: PeerId, request_id: int, message: KadMessage | bytes | None, now: float
     ) -> None:

@@ -1,0 +1,49 @@
+"""Building the py-libp2p host: TCP, Noise, yamux, identify, ping.
+
+Why ``max_connections_per_peer=1``: py-libp2p's swarm (``network/swarm.py``, ``dial_peer``)
+dials addresses happy-eyeballs style and, unless the peer already has
+``max_connections_per_peer`` connections (default 3), waits out a 250 ms head start for a
+second connection *after the first has already succeeded*. Every ``connect()`` then costs
+~251 ms on loopback. With one connection per peer allowed, the first success ends the dial and
+connection set-up takes milliseconds (see docs/decisions.md and benchmarks/discovery.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import multiaddr
+
+from ..errors import ConfigError
+from ..identity.keys import KeyPair
+
+__all__ = ["build_host", "quiet_libp2p_logging"]
+
+
+def quiet_libp2p_logging() -> None:
+    """py-libp2p logs expected events (a peer's clean end of stream) as errors; keep them
+    out of our users' terminals unless they ask for them."""
+    logging.getLogger("libp2p").setLevel(logging.CRITICAL)
+    logging.getLogger("multiaddr").setLevel(logging.WARNING)
+
+
+def build_host(key: KeyPair, listen: tuple[str, ...]) -> tuple[Any, list[multiaddr.Multiaddr]]:
+    from libp2p import new_host
+    from libp2p.network.config import ConnectionConfig
+
+    try:
+        listen_addrs = [multiaddr.Multiaddr(a) for a in listen]
+    except Exception as exc:
+        raise ConfigError(f"bad listen address: {exc}") from exc
+    for ma in listen_addrs:
+        protos = [p.name for p in ma.protocols()]
+        if "tcp" not in protos:
+            raise ConfigError(f"listen address {ma} is not TCP; only TCP is supported today")
+    host = new_host(
+        key_pair=key.to_libp2p(),
+        muxer_preference="YAMUX",
+        connection_config=ConnectionConfig(max_connections_per_peer=1),
+        listen_addrs=listen_addrs,
+    )
+    return host, listen_addrs

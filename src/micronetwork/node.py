@@ -1,0 +1,386 @@
+"""Node: the embeddable micronetwork API (trio).
+
+::
+
+    async with Node.open(NodeConfig.peer(bootstrap=[SUPER_ADDR])) as node:
+        print(node.peer_id, node.addrs)
+        info = await node.find_peer(other_id)
+        await node.put("/mn/greeting", b"hello")
+        value = await node.get("/mn/greeting")
+
+A node is a :class:`~micronetwork.core.NodeCore` run by the host driver on a py-libp2p host.
+Every method that talks to the network is bounded by a timeout and raises from
+:mod:`micronetwork.errors` only.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import multiaddr
+import trio
+
+from .config import NodeConfig, Role
+from .core import NodeCore
+from .errors import (
+    ConfigError,
+    NodeClosedError,
+    PeerNotFoundError,
+    RecordNotFoundError,
+    RequestTimeout,
+    ValidationError,
+)
+from .host.build import build_host, quiet_libp2p_logging
+from .host.driver import HostDriver, to_libp2p_id
+from .identity.keys import KeyPair, load_or_create_key
+from .identity.peerid import PeerId
+from .kademlia import PeerAdded, PeerInfo, PeerRemoved, QueryFinished
+
+__all__ = ["Node", "Peer", "RoutingEntry"]
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A peer and the multiaddrs it can be reached at (text form, without ``/p2p/``)."""
+
+    peer_id: PeerId
+    addrs: tuple[str, ...]
+
+    @classmethod
+    def from_info(cls, info: PeerInfo) -> Peer:
+        return cls(info.peer_id, _addrs_to_text(info.addrs))
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingEntry:
+    """One row of the routing-table view."""
+
+    peer_id: PeerId
+    addrs: tuple[str, ...]
+    bucket: int  # common prefix length with our key
+    last_seen: float  # seconds since the entry was last heard from
+    failures: int
+
+
+def _addrs_to_text(addrs: tuple[bytes, ...]) -> tuple[str, ...]:
+    out = []
+    for a in addrs:
+        try:
+            out.append(str(multiaddr.Multiaddr(a)))
+        except Exception:
+            continue
+    return tuple(out)
+
+
+def _key_bytes(key: bytes | str) -> bytes:
+    return key.encode("utf-8") if isinstance(key, str) else bytes(key)
+
+
+def _split_p2p(addr: str) -> tuple[PeerId, bytes]:
+    ma = multiaddr.Multiaddr(addr)
+    peer = PeerId.from_base58(ma.value_for_protocol("p2p"))
+    transport = ma.decapsulate(multiaddr.Multiaddr(f"/p2p/{peer.to_base58()}"))
+    return peer, transport.to_bytes()
+
+
+class _Waiter:
+    __slots__ = ("event", "result")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.result: QueryFinished | None = None
+
+
+class Node:
+    """A running node. Create it with ``async with Node.open(config) as node``."""
+
+    def __init__(self, config: NodeConfig, key: KeyPair, host: Any, core: NodeCore) -> None:
+        self.config = config
+        self.key = key
+        self._host = host
+        self._core = core
+        self._driver = HostDriver(
+            host,
+            core,
+            self._on_event,
+            dial_timeout=config.dial_timeout,
+            stream_idle_timeout=config.stream_idle_timeout,
+        )
+        self._waiters: dict[int, _Waiter] = {}
+        self._subscribers: list[trio.MemorySendChannel[Any]] = []
+        self._callbacks: list[Callable[[Any], None]] = []
+        self.events_dropped = 0
+        self._closed = False
+        self._started = False
+
+    # -- opening and closing --------------------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, config: NodeConfig | None = None, **overrides: Any
+    ) -> AsyncIterator[Node]:
+        """Start a node, bootstrap it, yield it, and close it on exit.
+
+        ``overrides`` are NodeConfig fields (``Node.open(role="super")``).
+        """
+        if config is None:
+            config = NodeConfig(**overrides)
+        elif overrides:
+            config = config.replace(**overrides)
+        quiet_libp2p_logging()
+        key = _load_key(config)
+        host, listen = build_host(key, config.listen)
+        seed = config.seed if config.seed is not None else int.from_bytes(os.urandom(8), "big")
+        core = NodeCore(
+            key.peer_id, kademlia=config.kademlia, rng=random.Random(seed), now=trio.current_time()
+        )
+        node = cls(config, key, host, core)
+        async with host.run(listen_addrs=listen):
+            async with trio.open_nursery() as nursery:
+                node._start(nursery)
+                try:
+                    await node._bootstrap_from_config()
+                    yield node
+                finally:
+                    node._shutdown()
+                    nursery.cancel_scope.cancel()
+
+    def _start(self, nursery: trio.Nursery) -> None:
+        addrs = []
+        for ma in self._host.get_addrs():
+            try:
+                addrs.append(
+                    ma.decapsulate(multiaddr.Multiaddr(f"/p2p/{self.peer_id.to_base58()}"))
+                )
+            except Exception:
+                addrs.append(ma)
+        self._core.set_local_addrs(tuple(a.to_bytes() for a in addrs))
+        self._driver.attach(nursery)
+        self._started = True
+
+    async def _bootstrap_from_config(self) -> None:
+        for addr in self.config.bootstrap:
+            peer, transport = _split_p2p(addr)
+            if peer != self.peer_id:
+                self._core.kad.add_bootstrap_peer(peer, (transport,))
+        if self.config.bootstrap:
+            try:
+                await self.bootstrap()
+            except (RequestTimeout, PeerNotFoundError):
+                pass  # the core retries while its table is empty
+
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._driver.close()
+        for w in self._waiters.values():
+            w.event.set()
+        for ch in self._subscribers:
+            ch.close()
+
+    async def close(self) -> None:
+        """Stop serving and close every connection (also done when ``open`` exits)."""
+        self._shutdown()
+        await trio.lowlevel.checkpoint()
+
+    # -- identity and views ---------------------------------------------------------------------
+
+    @property
+    def peer_id(self) -> PeerId:
+        return self.key.peer_id
+
+    @property
+    def role(self) -> Role:
+        return self.config.role
+
+    @property
+    def addrs(self) -> list[str]:
+        """Full multiaddrs others can use to reach this node (with ``/p2p/<id>``)."""
+        return [str(a) for a in self._host.get_addrs()]
+
+    def peers(self) -> list[PeerId]:
+        """Peers with an open connection."""
+        return [PeerId(p.to_bytes()) for p in self._host.get_connected_peers()]
+
+    def routing_table(self) -> list[RoutingEntry]:
+        table = self._core.kad.table
+        now = trio.current_time()
+        return [
+            RoutingEntry(
+                e.peer_id, _addrs_to_text(e.addrs), table.cpl_of(e.key), now - e.last_seen,
+                e.failures,
+            )
+            for e in table.entries()
+        ]
+
+    def stats(self) -> dict[str, int]:
+        """Protocol counters (requests in/out, timeouts, bad messages, records stored, ...)."""
+        return dict(self._core.kad.counters)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, QueryFinished):
+            w = self._waiters.get(event.query_id)
+            if w is not None:
+                w.result = event
+                w.event.set()
+            return
+        for cb in self._callbacks:
+            cb(event)
+        for ch in list(self._subscribers):
+            try:
+                ch.send_nowait(event)
+            except trio.WouldBlock:
+                self.events_dropped += 1
+            except trio.ClosedResourceError:
+                self._subscribers.remove(ch)
+
+    @asynccontextmanager
+    async def events(self, buffer: int = 256) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
+        """Peer events (:class:`PeerAdded`, :class:`PeerRemoved`) as a channel.
+
+        A consumer that falls ``buffer`` events behind loses the overflow; the loss is counted
+        in ``node.events_dropped``.
+        """
+        send, recv = trio.open_memory_channel[Any](buffer)
+        self._subscribers.append(send)
+        try:
+            async with recv:
+                yield recv
+        finally:
+            if send in self._subscribers:
+                self._subscribers.remove(send)
+            send.close()
+
+    def on_peer_event(self, callback: Callable[[PeerAdded | PeerRemoved], None]) -> None:
+        """Call ``callback`` synchronously for every peer event."""
+        self._callbacks.append(callback)
+
+    # -- DHT operations -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed or not self._started:
+            raise NodeClosedError("the node is closed" if self._closed else "node not started")
+
+    async def _query(self, start: Callable[[float], int], timeout: float) -> QueryFinished:
+        self._check_open()
+        qid = start(self._driver.now())
+        waiter = self._waiters[qid] = _Waiter()
+        try:
+            self._driver.pump()
+            with trio.fail_after(timeout):
+                await waiter.event.wait()
+        except trio.TooSlowError as exc:
+            raise RequestTimeout(f"DHT query did not finish within {timeout} s") from exc
+        finally:
+            del self._waiters[qid]
+        if waiter.result is None:
+            raise NodeClosedError("the node closed while the query ran")
+        return waiter.result
+
+    async def bootstrap(self, timeout: float = 30.0) -> list[Peer]:
+        """Join through the configured bootstrap peers: a lookup of our own id, then a refresh
+        of every bucket. Returns the closest peers found."""
+        ev = await self._query(self._core.kad.bootstrap, timeout)
+        return [Peer.from_info(i) for i in ev.result or []]
+
+    async def find_peer(self, peer: PeerId | str, timeout: float = 30.0) -> Peer:
+        """The addresses of ``peer`` (base58 text or PeerId); PeerNotFoundError if none."""
+        try:
+            target = PeerId.parse(peer)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        ev = await self._query(lambda now: self._core.kad.find_peer(target, now), timeout)
+        if ev.result is None:
+            raise PeerNotFoundError(f"peer {target} not found ({ev.error})")
+        return Peer.from_info(ev.result)
+
+    async def find_closest(self, key: bytes | str, timeout: float = 30.0) -> list[Peer]:
+        k = _key_bytes(key)
+        ev = await self._query(lambda now: self._core.kad.find_closest(k, now), timeout)
+        return [Peer.from_info(i) for i in ev.result]
+
+    async def put(self, key: bytes | str, value: bytes, timeout: float = 30.0) -> int:
+        """Store ``value`` under ``key`` here and at the k closest peers; returns how many
+        peers stored it. Keys name a namespace: ``/mn/...`` (any value up to the size limit)
+        or ``/pk/<peer id bytes>`` (that peer's public key). ValidationError otherwise."""
+        k = _key_bytes(key)
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise ValidationError("values are bytes")
+        v = bytes(value)
+        self._check_open()
+        # Validate (and raise) before any network traffic.
+        self._core.kad.records.validate(k, v)
+        ev = await self._query(lambda now: self._core.kad.put_value(k, v, now), timeout)
+        stored: int = ev.result
+        return stored
+
+    async def get(self, key: bytes | str, timeout: float = 30.0) -> bytes:
+        """The best valid value stored under ``key``; RecordNotFoundError if none."""
+        k = _key_bytes(key)
+        ev = await self._query(lambda now: self._core.kad.get_value(k, now), timeout)
+        if ev.result is None:
+            raise RecordNotFoundError(f"no value for {key!r} ({ev.error})")
+        value: bytes = ev.result
+        return value
+
+    async def provide(self, key: bytes | str, timeout: float = 30.0) -> int:
+        """Announce this node as a provider of ``key`` (republished while the node runs);
+        returns how many peers received the record."""
+        k = _key_bytes(key)
+        ev = await self._query(lambda now: self._core.kad.provide(k, now), timeout)
+        sent: int = ev.result
+        return sent
+
+    async def find_providers(
+        self, key: bytes | str, count: int = 20, timeout: float = 30.0
+    ) -> list[Peer]:
+        k = _key_bytes(key)
+        ev = await self._query(lambda now: self._core.kad.get_providers(k, now, count), timeout)
+        return [Peer.from_info(i) for i in ev.result]
+
+    async def ping(self, peer: PeerId | str, timeout: float = 10.0) -> float:
+        """Round-trip time to a peer in seconds, over libp2p ping (dials if needed)."""
+        from libp2p.host.ping import PingService
+
+        self._check_open()
+        target = PeerId.parse(peer)
+        try:
+            with trio.fail_after(timeout):
+                entry = self._core.kad.table.get(target)
+                await self._driver.ensure_connected(target, entry.addrs if entry else ())
+                rtts = await PingService(self._host).ping(to_libp2p_id(target))
+        except trio.TooSlowError as exc:
+            raise RequestTimeout(f"ping to {target} timed out") from exc
+        return float(rtts[0]) / 1000.0 if rtts else float("nan")
+
+    async def connect(self, addr: str, timeout: float = 10.0) -> PeerId:
+        """Open a connection to ``/…/p2p/<id>`` (identify then adds it to the routing table
+        if it serves the DHT)."""
+        self._check_open()
+        try:
+            peer, transport = _split_p2p(addr)
+        except Exception as exc:
+            raise ConfigError(f"{addr!r} is not a multiaddr with /p2p/<id>: {exc}") from exc
+        with trio.fail_after(timeout):
+            await self._driver.ensure_connected(peer, (transport,))
+        return peer
+
+    def __repr__(self) -> str:
+        return f"<Node {self.role} {self.peer_id.short()}>"
+
+
+def _load_key(config: NodeConfig) -> KeyPair:
+    if config.key_seed is not None:
+        return KeyPair.from_seed(config.key_seed)
+    if config.key_file is not None:
+        return load_or_create_key(config.key_file)
+    return KeyPair.generate()
