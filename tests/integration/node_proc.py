@@ -1,0 +1,81 @@
+"""A node in its own OS process, driven by JSON lines on stdin (for integration tests).
+
+Prints ``{"event": "ready", "peer_id": ..., "addrs": [...]}`` once up, then one line per
+command answer (``{"id": N, "ok": ..., ...}``) and per peer event
+(``{"event": "peer_added"|"peer_removed", "peer": ...}``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import trio
+
+from micronetwork import Node, NodeConfig, PeerAdded, PeerRemoved
+from micronetwork.errors import MicronetworkError
+
+
+def emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def on_event(ev: object) -> None:
+    if isinstance(ev, PeerAdded):
+        emit({"event": "peer_added", "peer": str(ev.peer_id)})
+    elif isinstance(ev, PeerRemoved):
+        emit({"event": "peer_removed", "peer": str(ev.peer_id), "reason": ev.reason})
+
+
+async def handle(node: Node, cmd: dict[str, Any]) -> dict[str, Any]:
+    op = cmd["cmd"]
+    if op == "find_peer":
+        peer = await node.find_peer(cmd["peer"], timeout=15)
+        return {"addrs": list(peer.addrs)}
+    if op == "put":
+        return {"stored": await node.put(bytes.fromhex(cmd["key"]), bytes.fromhex(cmd["value"]))}
+    if op == "get":
+        return {"value": (await node.get(bytes.fromhex(cmd["key"]))).hex()}
+    if op == "provide":
+        return {"sent": await node.provide(bytes.fromhex(cmd["key"]))}
+    if op == "find_providers":
+        provs = await node.find_providers(bytes.fromhex(cmd["key"]))
+        return {"providers": [str(p.peer_id) for p in provs]}
+    if op == "routing_table":
+        return {"peers": [str(e.peer_id) for e in node.routing_table()]}
+    if op == "stats":
+        return {"stats": node.stats()}
+    raise ValueError(f"unknown command {op}")
+
+
+async def main() -> None:
+    role = sys.argv[1]
+    bootstrap = tuple(sys.argv[2:])
+    factory = NodeConfig.super_node if role == "super" else NodeConfig.peer
+    async with Node.open(factory(bootstrap=bootstrap)) as node:
+        node.on_peer_event(on_event)
+        emit({"event": "ready", "peer_id": str(node.peer_id), "addrs": node.addrs})
+        stdin = trio.wrap_file(sys.stdin)
+        async with trio.open_nursery() as nursery:
+            while True:
+                line = await stdin.readline()
+                if not line:
+                    break
+                cmd = json.loads(line)
+                if cmd["cmd"] == "exit":
+                    break
+                nursery.start_soon(run_one, node, cmd)
+            nursery.cancel_scope.cancel()
+
+
+async def run_one(node: Node, cmd: dict[str, Any]) -> None:
+    try:
+        emit({"id": cmd["id"], "ok": True, **(await handle(node, cmd))})
+    except (MicronetworkError, ValueError) as exc:
+        emit({"id": cmd["id"], "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+
+
+if __name__ == "__main__":
+    trio.run(main)
