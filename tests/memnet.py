@@ -135,7 +135,9 @@ class MemNet:
         self._pump(core)
         return qid
 
-    def run_until_finished(self, core: KademliaCore, qid: int, limit: float = 120.0) -> QueryFinished:
+    def run_until_finished(
+        self, core: KademliaCore, qid: int, limit: float = 120.0
+    ) -> QueryFinished:
         end = self.now + limit
         while True:
             for ev in self.events[core.local_id]:

@@ -73,7 +73,9 @@ class NodeConfig:
     @classmethod
     def super_node(cls, **overrides: Any) -> NodeConfig:
         """Backbone defaults: DHT server, bootstrap for others, a larger record store."""
-        kad = overrides.pop("kademlia", None) or KademliaConfig(mode="server", max_records=1_000_000)
+        kad = overrides.pop("kademlia", None) or KademliaConfig(
+            mode="server", max_records=1_000_000
+        )
         return cls(role="super", kademlia=kad, **overrides)
 
     @classmethod

@@ -84,7 +84,7 @@ class RoutingTableMachine(RuleBasedStateMachine):
     def matches_model(self) -> None:
         assert set(self.table.peers()) == self.model
         assert len(self.table) == len(self.model)
-        for cpl, size in self.table.bucket_sizes().items():
+        for size in self.table.bucket_sizes().values():
             assert 0 < size <= K
         for e in self.table.entries():
             assert self.cpl(e.peer_id) == self.table.cpl_of(e.key)

@@ -8,9 +8,9 @@ import random
 from micronetwork.commands import Disconnect, Emit, Respond
 from micronetwork.identity import KeyPair
 from micronetwork.kademlia import (
-    KadMessage,
     KademliaConfig,
     KademliaCore,
+    KadMessage,
     MessageType,
     PeerInfo,
     Record,
@@ -70,7 +70,8 @@ def test_binary_keys_stored_and_served() -> None:
 def test_provider_records_only_for_the_sender_and_expire() -> None:
     c = core(provider_ttl=100.0)
     liar = KadMessage(MessageType.ADD_PROVIDER, key=b"k", provider_peers=(PeerInfo(ME, ()),))
-    honest = KadMessage(MessageType.ADD_PROVIDER, key=b"k", provider_peers=(PeerInfo(BAD, (b"a",)),))
+    mine = (PeerInfo(BAD, (b"a",)),)
+    honest = KadMessage(MessageType.ADD_PROVIDER, key=b"k", provider_peers=mine)
     c.on_request(BAD, 1, liar, 0.0)
     c.on_request(BAD, 2, honest, 0.0)
     c.drain()

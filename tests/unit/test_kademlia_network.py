@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from memnet import MemNet
-
 from micronetwork.kademlia import KademliaConfig, QueryKind, kad_key
 from micronetwork.kademlia.keyspace import peer_key
 

@@ -43,7 +43,10 @@ def test_interoperates_with_libp2p_protobuf() -> None:
     assert back == m
 
 
-@pytest.mark.parametrize("data", [b"\xff\xff\xff", b"\x08\x63", b"\x0a\x05ab", b"\x08\x04\x42\x02\x0a\x00"])
+GARBAGE = [b"\xff\xff\xff", b"\x08\x63", b"\x0a\x05ab", b"\x08\x04\x42\x02\x0a\x00"]
+
+
+@pytest.mark.parametrize("data", GARBAGE)
 def test_garbage_is_a_remote_protocol_error(data: bytes) -> None:
     with pytest.raises(RemoteProtocolError):
         decode_message(data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import trio
 
@@ -42,7 +43,7 @@ async def _demo(n_peers: int, duration: float) -> int:
         _say(f"super node  {sup.peer_id}  at {boot}")
         peers: list[Node] = []
 
-        async def run_peer(task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
+        async def run_peer(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             async with Node.open(NodeConfig.peer(bootstrap=(boot,))) as node:
                 task_status.started(node)
                 await trio.sleep_forever()

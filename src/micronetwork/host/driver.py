@@ -296,7 +296,8 @@ class HostDriver:
             core.on_request_failed(peer, proto, rid, f"{type(exc).__name__}: {exc}", self.now())
         else:
             if cmd.expect_response and reply is None:
-                core.on_request_failed(peer, proto, rid, "stream closed without a reply", self.now())
+                reason = "stream closed without a reply"
+                core.on_request_failed(peer, proto, rid, reason, self.now())
             else:
                 core.on_response(peer, proto, rid, reply, self.now())
         self.pump()

@@ -44,9 +44,8 @@ class Envelope:
 
 def _signed_bytes(domain: str, payload_type: bytes, payload: bytes) -> bytes:
     d = domain.encode("utf-8")
-    return b"".join(
-        (_varint(len(d)), d, _varint(len(payload_type)), payload_type, _varint(len(payload)), payload)
-    )
+    parts = (d, payload_type, payload)
+    return b"".join(_varint(len(p)) + p for p in parts)
 
 
 def seal(key: KeyPair, domain: str, payload_type: bytes, value: Any) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -66,7 +67,7 @@ class KeyPair:
             raise ValueError("the public half does not match the private key (corrupt file)")
         return pair
 
-    def to_libp2p(self) -> object:
+    def to_libp2p(self) -> Any:
         """The same key as a py-libp2p ``KeyPair`` (for building a host)."""
         from libp2p.crypto.ed25519 import create_new_key_pair
 

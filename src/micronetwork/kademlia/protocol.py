@@ -528,7 +528,8 @@ class KademliaCore:
         if t is MessageType.GET_VALUE:
             value = self.records.get(msg.key, now)
             record = Record(msg.key, value) if value is not None else None
-            return KadMessage(t, key=msg.key, record=record, closer_peers=self._closer(msg.key, peer))
+            closer = self._closer(msg.key, peer)
+            return KadMessage(t, key=msg.key, record=record, closer_peers=closer)
         if t is MessageType.PUT_VALUE:
             rec = msg.record
             if rec is None or rec.key != msg.key:
