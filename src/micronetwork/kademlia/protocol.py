@@ -48,7 +48,8 @@ _QUERY = 0
 _STORE = 1
 _EVICT_PING = 2
 _LIVENESS_PING = 3
-_STORES = (QueryKind.PUT_VALUE, QueryKind.ADD_PROVIDER)
+# Stores must reach the k closest; a bootstrap meets the k closest to fill the table at once.
+_ALL_K = (QueryKind.PUT_VALUE, QueryKind.ADD_PROVIDER, QueryKind.BOOTSTRAP)
 
 
 class _Pending:
@@ -327,8 +328,7 @@ class KademliaCore:
         self._refreshed[self.table.cpl_of(target)] = now
         initial = [(e.peer_id, e.key, e.addrs) for e in self.table.closest(target, self.config.k)]
         qid = self._new_id()
-        # Stores must reach the k closest, so their lookups end only when all k answered.
-        beta = self.config.k if kind in _STORES else None
+        beta = self.config.k if kind in _ALL_K else None
         q = Query(qid, kind, key, target, self._iter(target, initial, beta), now, want)
         self._queries[qid] = q
         self.counters[f"queries_{kind.value}"] += 1
