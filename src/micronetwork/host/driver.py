@@ -78,7 +78,11 @@ class _Notifee(INotifee):
         pass
 
     async def connected(self, network: Any, conn: INetConn) -> None:
-        pass
+        # py-libp2p skips identify for a peer whose protocols it already has (a reconnect);
+        # then no identify completes, so report what the peerstore knows now.
+        peer = getattr(conn.muxed_conn, "peer_id", None)
+        if peer is not None and self._driver.knows_protocols(peer):
+            self._driver.peer_identified(peer)
 
     async def disconnected(self, network: Any, conn: INetConn) -> None:
         peer = getattr(conn.muxed_conn, "peer_id", None)
@@ -206,6 +210,12 @@ class HostDriver:
         peer = from_libp2p_id(peer_id)
         self.core.on_peer_identified(peer, self.peer_addrs(peer_id), protocols, self.now())
         self.pump()
+
+    def knows_protocols(self, peer_id: ID) -> bool:
+        try:
+            return bool(self.host.get_peerstore().get_protocols(peer_id))
+        except Exception:
+            return False
 
     def peer_disconnected(self, peer: PeerId) -> None:
         if self.closed:
