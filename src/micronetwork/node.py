@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -286,9 +286,16 @@ class Node:
             raise NodeClosedError("the node closed while the query ran")
         return waiter.result
 
-    async def bootstrap(self, timeout: float = 30.0) -> list[Peer]:
-        """Join through the configured bootstrap peers: a lookup of our own id, then a refresh
-        of every bucket. Returns the closest peers found."""
+    async def bootstrap(self, addrs: Sequence[str] = (), timeout: float = 30.0) -> list[Peer]:
+        """Join through the bootstrap peers (the configured ones, plus ``addrs``, which are
+        kept for later re-bootstraps): a lookup of our own id that meets the k closest, then a
+        refresh of every bucket. Returns the closest peers found."""
+        for addr in addrs:
+            try:
+                peer, transport = _split_p2p(addr)
+            except Exception as exc:
+                raise ConfigError(f"{addr!r} is not a multiaddr with /p2p/<id>: {exc}") from exc
+            self._core.kad.add_bootstrap_peer(peer, (transport,))
         ev = await self._query(self._core.kad.bootstrap, timeout)
         return [Peer.from_info(i) for i in ev.result or []]
 
