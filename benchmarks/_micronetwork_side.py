@@ -33,7 +33,9 @@ async def ours_connect_time(reps: int = 1, timeout: float = 20.0) -> list[float]
     return samples
 
 
-async def ours_find_node_rtt(reps: int = 1, queries: int = 20, timeout: float = 30.0) -> list[float]:
+async def ours_find_node_rtt(
+    reps: int = 1, queries: int = 20, timeout: float = 30.0
+) -> list[float]:
     """One FIND_NODE round trip: ``a.find_closest(key)`` when b is a's only DHT peer, so the
     lookup is exactly one request to b and its answer (through the core, the driver, a pooled
     yamux stream and back). Median of ``queries`` per repetition, after one warm-up."""
@@ -71,7 +73,7 @@ async def ours_time_to_learn_peers(
                 reached = trio.Event()
                 count = 0
 
-                def on_event(ev: object) -> None:
+                def on_event(ev: object, reached: trio.Event = reached) -> None:
                     nonlocal count
                     if isinstance(ev, PeerAdded):
                         count += 1

@@ -19,6 +19,7 @@ from micronetwork.kademlia import (
 
 ME = KeyPair.from_seed(b"\x02" * 32).peer_id
 BAD = KeyPair.from_seed(b"\x03" * 32).peer_id
+GOOD = KeyPair.from_seed(b"\x04" * 32).peer_id
 
 
 def core(**kw: object) -> KademliaCore:
@@ -33,10 +34,19 @@ def test_garbage_counted_answered_and_sender_disconnected() -> None:
     assert [x for x in cmds if isinstance(x, Respond)] == [Respond(t, None) for t in (1, 2, 3)]
     assert any(isinstance(x, Disconnect) and x.peer == BAD for x in cmds)
     assert c.counters["bad_messages"] == 3
-    # The node goes on: a good request still gets an answer.
-    c.on_request(BAD, 9, encode_message(KadMessage(MessageType.FIND_NODE, key=b"k")), 0.0)
+    find = encode_message(KadMessage(MessageType.FIND_NODE, key=b"k"))
+    # The offender is banned: not answered, never re-admitted to the table...
+    c.on_request(BAD, 9, find, 1.0)
+    c.on_peer_identified(BAD, (b"a",), [c.config.protocol_id], 1.0)
+    assert c.drain() == [Respond(9, None)] and BAD not in c.table
+    # ...while the node goes on serving everyone else,
+    c.on_request(GOOD, 10, find, 1.0)
     (reply,) = c.drain()
     assert isinstance(reply, Respond) and reply.message.type is MessageType.FIND_NODE
+    # and the ban ends after ban_duration.
+    later = 1.0 + c.config.ban_duration
+    c.on_peer_identified(BAD, (b"a",), [c.config.protocol_id], later)
+    assert BAD in c.table
 
 
 def test_invalid_records_are_rejected_and_counted() -> None:

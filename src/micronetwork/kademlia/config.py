@@ -42,6 +42,7 @@ class KademliaConfig:
     max_records: int = 100_000
     max_providers_per_key: int = 100
     bad_message_limit: int = 10  # garbage messages from one peer before it is disconnected
+    ban_duration: float = 600.0  # a disconnected garbage sender is ignored this long
 
     def __post_init__(self) -> None:
         if self.mode not in ("server", "client"):

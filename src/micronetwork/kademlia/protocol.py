@@ -52,6 +52,21 @@ _LIVENESS_PING = 3
 _ALL_K = (QueryKind.PUT_VALUE, QueryKind.ADD_PROVIDER, QueryKind.BOOTSTRAP)
 
 
+_INFOS: dict[PeerId, PeerInfo] = {}
+_INFOS_MAX = 1 << 21
+
+
+def _peer_info(peer: PeerId, addrs: tuple[bytes, ...]) -> PeerInfo:
+    """``PeerInfo(peer, addrs)``, memoised: every answer carries k of them and building a
+    frozen dataclass costs more than a dict lookup. A pure cache of immutable values."""
+    info = _INFOS.get(peer)
+    if info is None or info.addrs != addrs:
+        if len(_INFOS) >= _INFOS_MAX:
+            _INFOS.clear()
+        info = _INFOS[peer] = PeerInfo(peer, addrs)
+    return info
+
+
 class _Pending:
     __slots__ = ("peer", "purpose", "query", "addrs")
 
@@ -98,6 +113,7 @@ class KademliaCore:
         self._next_id = 1
         self._bootstrap_peers: dict[PeerId, tuple[bytes, ...]] = {}
         self._bad: Counter[PeerId] = Counter()
+        self._banned: dict[PeerId, float] = {}  # garbage senders, until when
         self._provided: dict[bytes, float] = {}
         self._refreshed: dict[int, float] = {}
         self._pinging: set[PeerId] = set()
@@ -154,10 +170,10 @@ class KademliaCore:
                 message = decode_message(message)
             except RemoteProtocolError as exc:
                 self._out.append(Respond(token, None))
-                self._bad_message(peer, str(exc))
+                self._bad_message(peer, str(exc), now)
                 return
         self.counters["requests_in"] += 1
-        if self.config.mode == "client":
+        if self.config.mode == "client" or (self._banned and self._is_banned(peer, now)):
             self._out.append(Respond(token, None))
             return
         try:
@@ -170,7 +186,7 @@ class KademliaCore:
 
     def on_bad_message(self, peer: PeerId, reason: str, now: float) -> None:
         """The driver could not even frame what ``peer`` sent (e.g. an oversized length)."""
-        self._bad_message(peer, reason)
+        self._bad_message(peer, reason, now)
 
     def on_response(
         self, peer: PeerId, request_id: int, message: KadMessage | bytes | None, now: float
@@ -182,7 +198,7 @@ class KademliaCore:
             try:
                 message = decode_message(message)
             except RemoteProtocolError as exc:
-                self._bad_message(peer, str(exc))
+                self._bad_message(peer, str(exc), now)
                 self._fail(request_id, p, "bad response", now, popped=True)
                 return
         self.counters["responses"] += 1
@@ -365,12 +381,15 @@ class KademliaCore:
         q = self._queries.get(p.query)
         if q is None or msg is None:
             return
-        closer = []
         local = self.local_id
-        for info in msg.closer_peers:
-            if info.peer_id != local:
-                closer.append((info.peer_id, peer_key(info.peer_id), info.addrs))
-                if q.kind is QueryKind.FIND_PEER and info.addrs and bytes(info.peer_id) == q.key:
+        closer = [
+            (info.peer_id, peer_key(info.peer_id), info.addrs)
+            for info in msg.closer_peers
+            if info.peer_id != local
+        ]
+        if q.kind is QueryKind.FIND_PEER:
+            for info in msg.closer_peers:
+                if info.peer_id != local and info.addrs and bytes(info.peer_id) == q.key:
                     q.found = info
         if q.kind is QueryKind.FIND_PEER and bytes(p.peer) == q.key:
             q.found = PeerInfo(p.peer, p.addrs)
@@ -499,19 +518,32 @@ class KademliaCore:
             self._advance(q, now)
 
     def _admit(self, peer: PeerId, addrs: tuple[bytes, ...], now: float) -> None:
+        if self._banned and self._is_banned(peer, now):
+            return
         outcome, to_ping = self.table.update(peer, addrs, now, peer_key(peer))
         if outcome is Outcome.INSERTED:
             self._out.append(Emit(PeerAdded(peer, addrs)))
         elif outcome is Outcome.PENDING and to_ping is not None:
             self._ping(to_ping.peer_id, to_ping.addrs, _EVICT_PING, now)
 
-    def _bad_message(self, peer: PeerId, why: str) -> None:
+    def _is_banned(self, peer: PeerId, now: float) -> bool:
+        until = self._banned.get(peer)
+        if until is None:
+            return False
+        if until <= now:
+            del self._banned[peer]
+            self._bad.pop(peer, None)
+            return False
+        return True
+
+    def _bad_message(self, peer: PeerId, why: str, now: float) -> None:
         self.counters["bad_messages"] += 1
         self._bad[peer] += 1
         log.debug("bad message from %s: %s", peer, why)
         if self._bad[peer] >= self.config.bad_message_limit:
             self.counters["peers_disconnected"] += 1
             self._out.append(Disconnect(peer, f"sent {self._bad[peer]} malformed messages"))
+            self._banned[peer] = now + self.config.ban_duration
             if self.table.remove(peer):
                 self._out.append(Emit(PeerRemoved(peer, "sent malformed messages")))
 
@@ -519,7 +551,7 @@ class KademliaCore:
 
     def _closer(self, key: bytes, exclude: PeerId) -> tuple[PeerInfo, ...]:
         entries = self.table.closest(kad_key(key), self.config.k, exclude=exclude)
-        return tuple(PeerInfo(e.peer_id, e.addrs) for e in entries)
+        return tuple([_peer_info(e.peer_id, e.addrs) for e in entries])
 
     def _handle_request(self, peer: PeerId, msg: KadMessage, now: float) -> KadMessage | None:
         t = msg.type
