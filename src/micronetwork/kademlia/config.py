@@ -23,6 +23,7 @@ class KademliaConfig:
     mode: Literal["server", "client"] = "server"
     k: int = 20  # bucket size and replication
     alpha: int = 3  # parallel requests per lookup (per path)
+    bootstrap_alpha: int = 10  # a joining node meets its k closest this many at a time
     beta: int = 3  # a lookup ends when the beta closest peers have answered
     disjoint_paths: int = 1  # d > 1: S/Kademlia disjoint lookups
     request_timeout: float = 10.0
@@ -49,7 +50,7 @@ class KademliaConfig:
             raise ConfigError(f"kademlia mode must be 'server' or 'client', not {self.mode!r}")
         if not self.protocol_id.startswith("/"):
             raise ConfigError(f"protocol id must start with '/': {self.protocol_id!r}")
-        for name in ("k", "alpha", "beta", "disjoint_paths", "max_failures", "get_quorum"):
+        for name in ("k", "alpha", "bootstrap_alpha", "beta", "disjoint_paths", "max_failures", "get_quorum"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"kademlia {name} must be at least 1")
         for name in ("request_timeout", "refresh_interval", "maintenance_interval"):

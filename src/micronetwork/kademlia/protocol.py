@@ -325,16 +325,18 @@ class KademliaCore:
         target: int,
         initial: list[tuple[PeerId, int, tuple[bytes, ...]]],
         beta: int | None = None,
+        alpha: int | None = None,
     ) -> ClosestPeersIter | DisjointPathsIter:
         cfg = self.config
         beta = cfg.beta if beta is None else beta
+        alpha = cfg.alpha if alpha is None else alpha
         if cfg.disjoint_paths > 1:
             return DisjointPathsIter(
-                target, initial, d=cfg.disjoint_paths, k=cfg.k, alpha=cfg.alpha,
+                target, initial, d=cfg.disjoint_paths, k=cfg.k, alpha=alpha,
                 beta=beta, local_id=self.local_id,
             )
         return ClosestPeersIter(
-            target, initial, k=cfg.k, alpha=cfg.alpha, beta=beta, local_id=self.local_id
+            target, initial, k=cfg.k, alpha=alpha, beta=beta, local_id=self.local_id
         )
 
     def _start(
@@ -345,7 +347,8 @@ class KademliaCore:
         initial = [(e.peer_id, e.key, e.addrs) for e in self.table.closest(target, self.config.k)]
         qid = self._new_id()
         beta = self.config.k if kind in _ALL_K else None
-        q = Query(qid, kind, key, target, self._iter(target, initial, beta), now, want)
+        alpha = self.config.bootstrap_alpha if kind is QueryKind.BOOTSTRAP else None
+        q = Query(qid, kind, key, target, self._iter(target, initial, beta, alpha), now, want)
         self._queries[qid] = q
         self.counters[f"queries_{kind.value}"] += 1
         if run:

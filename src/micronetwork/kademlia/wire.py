@@ -41,7 +41,7 @@ def encode_message(msg: KadMessage) -> bytes:
         _peer_to_pb(info, m.closerPeers.add())
     for info in msg.provider_peers:
         _peer_to_pb(info, m.providerPeers.add())
-    return m.SerializeToString()  # type: ignore[no-any-return]
+    return m.SerializeToString()
 
 
 def _peer_from_pb(p: pb.Message.Peer) -> PeerInfo:
