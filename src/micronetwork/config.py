@@ -15,9 +15,17 @@ from typing import Any, Literal
 import multiaddr
 
 from .errors import ConfigError
+from .gossip.config import GossipConfig
 from .kademlia.config import DEFAULT_PROTOCOL, IPFS_PROTOCOL, KademliaConfig
 
-__all__ = ["DEFAULT_PROTOCOL", "IPFS_PROTOCOL", "KademliaConfig", "NodeConfig", "Role"]
+__all__ = [
+    "DEFAULT_PROTOCOL",
+    "GossipConfig",
+    "IPFS_PROTOCOL",
+    "KademliaConfig",
+    "NodeConfig",
+    "Role",
+]
 
 Role = Literal["super", "peer"]
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
@@ -48,6 +56,7 @@ class NodeConfig:
     key_file: str | os.PathLike[str] | None = None  # None: a fresh key for this run only
     key_seed: bytes | None = None  # 32 bytes: a deterministic key (tests); beats key_file
     kademlia: KademliaConfig = field(default_factory=KademliaConfig)
+    gossip: GossipConfig = field(default_factory=GossipConfig)
     dial_timeout: float = 5.0
     stream_idle_timeout: float = 60.0
     seed: int | None = None  # seeds the cores' RNG; None: from os.urandom

@@ -35,6 +35,7 @@ from .errors import (
     RequestTimeout,
     ValidationError,
 )
+from .gossip import Message, TopicStats
 from .host.build import build_host, quiet_libp2p_logging
 from .host.driver import HostDriver, to_libp2p_id
 from .identity.keys import KeyPair, load_or_create_key
@@ -88,6 +89,22 @@ def _split_p2p(addr: str) -> tuple[PeerId, bytes]:
     return peer, transport.to_bytes()
 
 
+class _Subscription:
+    __slots__ = ("send", "counters")
+
+    def __init__(self, send: trio.MemorySendChannel[Message], counters: Any) -> None:
+        self.send = send
+        self.counters = counters
+
+    def deliver(self, msg: Message) -> None:
+        try:
+            self.send.send_nowait(msg)
+        except trio.WouldBlock:
+            self.counters["app_dropped"] += 1
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+
 class _Waiter:
     __slots__ = ("event", "result")
 
@@ -112,6 +129,7 @@ class Node:
             stream_idle_timeout=config.stream_idle_timeout,
         )
         self._waiters: dict[int, _Waiter] = {}
+        self._topic_subscribers: dict[str, list[_Subscription]] = {}
         self._subscribers: list[trio.MemorySendChannel[Any]] = []
         self._callbacks: list[Callable[[Any], None]] = []
         self.events_dropped = 0
@@ -138,7 +156,11 @@ class Node:
         host, listen = build_host(key, config.listen)
         seed = config.seed if config.seed is not None else int.from_bytes(os.urandom(8), "big")
         core = NodeCore(
-            key.peer_id, kademlia=config.kademlia, rng=random.Random(seed), now=trio.current_time()
+            key,
+            kademlia=config.kademlia,
+            gossip=config.gossip,
+            rng=random.Random(seed),
+            now=trio.current_time(),
         )
         node = cls(config, key, host, core)
         async with host.run(listen_addrs=listen):
@@ -184,6 +206,9 @@ class Node:
             w.event.set()
         for ch in self._subscribers:
             ch.close()
+        for subs in self._topic_subscribers.values():
+            for sub in subs:
+                sub.send.close()
 
     async def close(self) -> None:
         """Stop serving and close every connection (also done when ``open`` exits)."""
@@ -221,12 +246,20 @@ class Node:
         ]
 
     def stats(self) -> dict[str, int]:
-        """Protocol counters (requests in/out, timeouts, bad messages, records stored, ...)."""
-        return dict(self._core.kad.counters)
+        """Protocol counters: Kademlia (requests in/out, timeouts, bad messages, records
+        stored, ...) and gossip (``gossip_``-prefixed: RPCs, deliveries, drops, ...)."""
+        out = dict(self._core.kad.counters)
+        out.update({f"gossip_{k}": v for k, v in self._core.gossip.counters.items()})
+        out.update({f"driver_{k}": v for k, v in self._driver.counters.items()})
+        return out
 
     # -- events ---------------------------------------------------------------------------------
 
     def _on_event(self, event: Any) -> None:
+        if isinstance(event, Message):
+            for sub in self._topic_subscribers.get(event.topic, ()):
+                sub.deliver(event)
+            return
         if isinstance(event, QueryFinished):
             w = self._waiters.get(event.query_id)
             if w is not None:
@@ -380,6 +413,61 @@ class Node:
         with trio.fail_after(timeout):
             await self._driver.ensure_connected(peer, (transport,))
         return peer
+
+    # -- gossip (pub/sub) ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def subscribe(
+        self, topic: str, buffer: int = 4096
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Message]]:
+        """Receive the topic's messages (gossipsub) while the block runs::
+
+            async with node.subscribe("news") as messages:
+                async for msg in messages:
+                    print(msg.from_peer, msg.data)
+
+        Each message arrives once. A consumer more than ``buffer`` messages behind loses the
+        overflow; ``topic_stats(topic)`` and ``stats()["gossip_app_dropped"]`` count it.
+        """
+        self._check_open()
+        send, recv = trio.open_memory_channel[Message](buffer)
+        sub = _Subscription(send, self._core.gossip.counters)
+        subs = self._topic_subscribers.setdefault(topic, [])
+        if not subs:
+            self._core.gossip.subscribe(topic, self._driver.now())
+            self._driver.pump()
+        subs.append(sub)
+        try:
+            async with recv:
+                yield recv
+        finally:
+            subs.remove(sub)
+            send.close()
+            if not subs and not self._closed:
+                del self._topic_subscribers[topic]
+                self._core.gossip.unsubscribe(topic, self._driver.now())
+                self._driver.pump()
+
+    async def publish(self, topic: str, data: bytes) -> bytes:
+        """Sign and publish ``data`` on ``topic``; returns the message id."""
+        self._check_open()
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ValidationError("message data is bytes")
+        msg_id = self._core.gossip.publish(topic, bytes(data), self._driver.now())
+        self._driver.pump()
+        await trio.lowlevel.checkpoint()
+        return msg_id
+
+    def topic_peers(self, topic: str) -> list[PeerId]:
+        """Connected peers subscribed to ``topic``."""
+        return sorted(self._core.gossip.topic_peers(topic))
+
+    def mesh_peers(self, topic: str) -> list[PeerId]:
+        """Our gossipsub mesh for ``topic`` (peers we forward full messages to)."""
+        return sorted(self._core.gossip.mesh_peers(topic))
+
+    def topic_stats(self, topic: str) -> TopicStats:
+        return self._core.gossip.topic_stats(topic)
 
     def __repr__(self) -> str:
         return f"<Node {self.role} {self.peer_id.short()}>"

@@ -248,6 +248,14 @@ class GossipCore:
         if rpc.control:
             _control.on_control(self, peer, st, rpc.control, now)
 
+    def on_bad_frame(self, peer: PeerId, reason: str, now: float) -> None:
+        """The driver could not frame what ``peer`` sent (oversized length, cut frame)."""
+        st = self.peers.get(peer)
+        if st is None:
+            self.counters["bad_frames_from_unknown_peers"] += 1
+            return
+        self._bad_rpc(peer, st, reason)
+
     def on_send_dropped(self, peer: PeerId, rpc: RPC, now: float) -> None:
         """The driver dropped an RPC it was told to send: counted, per peer and in total."""
         self.counters["rpcs_dropped_by_driver"] += 1

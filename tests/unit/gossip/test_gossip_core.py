@@ -149,11 +149,12 @@ def test_graft_for_unknown_topic_is_ignored_and_negative_score_is_refused() -> N
 def test_heartbeat_prunes_negative_scores_and_keeps_bounds() -> None:
     app: dict[PeerId, float] = {}
     r = Rig(app=app)
-    peers = [r.peer(i, outbound=i % 3 == 0) for i in range(1, 21)]
+    peers = [r.peer(i, outbound=i % 2 == 0) for i in range(1, 21)]
     r.core.subscribe(T, r.now)
-    for p in peers:  # everyone grafts us: the mesh overflows d_hi
+    for p in peers:  # everyone grafts us: outbound grafts overflow d_hi
         r.rpc(p, RPC(control=Control(graft=(Graft(T),))))
-    assert len(r.core.mesh_peers(T)) > r.core.config.d_hi
+    # Still over d_hi once the negative peer below is gone, so the heartbeat must trim to d.
+    assert len(r.core.mesh_peers(T)) > r.core.config.d_hi + 1
     bad = sorted(r.core.mesh_peers(T))[0]
     app[bad] = -1.0
     r.advance(1.5)
