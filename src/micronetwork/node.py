@@ -403,15 +403,19 @@ class Node:
         return float(rtts[0]) / 1000.0 if rtts else float("nan")
 
     async def connect(self, addr: str, timeout: float = 10.0) -> PeerId:
-        """Open a connection to ``/…/p2p/<id>`` (identify then adds it to the routing table
-        if it serves the DHT)."""
+        """Open a connection to ``/…/p2p/<id>`` and wait for identify, after which the peer
+        is in the routing table if it serves our DHT protocol."""
         self._check_open()
         try:
             peer, transport = _split_p2p(addr)
         except Exception as exc:
             raise ConfigError(f"{addr!r} is not a multiaddr with /p2p/<id>: {exc}") from exc
-        with trio.fail_after(timeout):
-            await self._driver.ensure_connected(peer, (transport,))
+        try:
+            with trio.fail_after(timeout):
+                await self._driver.ensure_connected(peer, (transport,))
+                await self._driver.wait_identified(peer)
+        except trio.TooSlowError as exc:
+            raise RequestTimeout(f"connecting to {peer} took over {timeout} s") from exc
         return peer
 
     # -- gossip (pub/sub) ------------------------------------------------------------------------

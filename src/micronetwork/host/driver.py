@@ -129,6 +129,7 @@ class HostDriver:
         self._dialing: dict[PeerId, trio.Event] = {}
         self._senders: dict[PeerId, trio.MemorySendChannel[tuple[Send, bytes]]] = {}
         self.counters: Counter[str] = Counter()
+        self._identified: dict[PeerId, trio.Event] = {}
         self.closed = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -240,6 +241,11 @@ class HostDriver:
             peer, self.peer_addrs(peer_id), protocols, self.now(), outbound=outbound, ip=ip
         )
         self.pump()
+        self._identified.setdefault(peer, trio.Event()).set()
+
+    async def wait_identified(self, peer: PeerId) -> None:
+        """Until identify with ``peer`` has completed on the current connection."""
+        await self._identified.setdefault(peer, trio.Event()).wait()
 
     def knows_protocols(self, peer_id: ID) -> bool:
         try:
@@ -255,6 +261,7 @@ class HostDriver:
         sender = self._senders.pop(peer, None)
         if sender is not None:
             sender.close()
+        self._identified.pop(peer, None)
         self.core.on_peer_disconnected(peer, self.now())
         self.pump()
 
