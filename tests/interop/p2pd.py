@@ -83,7 +83,7 @@ class Daemon:
         binary, pb = ensure_p2pd()
         port = free_port()
         argv = [str(binary), "-listen", f"/ip4/127.0.0.1/tcp/{port}",
-                "-hostAddrs", "/ip4/127.0.0.1/tcp/0", "-dht"]
+                "-hostAddrs", "/ip4/127.0.0.1/tcp/0", "-dhtServer"]
         if key_file is not None:
             argv += ["-id", str(key_file)]
         proc = await trio.lowlevel.open_process(
