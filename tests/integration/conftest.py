@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from jsonproc import JsonProcess
 
 SCRIPT = Path(__file__).with_name("node_proc.py")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from jsonproc import JsonProcess
 
 from .p2pd import Daemon, Unavailable, ensure_p2pd

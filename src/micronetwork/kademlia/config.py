@@ -50,7 +50,8 @@ class KademliaConfig:
             raise ConfigError(f"kademlia mode must be 'server' or 'client', not {self.mode!r}")
         if not self.protocol_id.startswith("/"):
             raise ConfigError(f"protocol id must start with '/': {self.protocol_id!r}")
-        for name in ("k", "alpha", "bootstrap_alpha", "beta", "disjoint_paths", "max_failures", "get_quorum"):
+        positive = ("k", "alpha", "bootstrap_alpha", "beta", "disjoint_paths", "max_failures")
+        for name in (*positive, "get_quorum"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"kademlia {name} must be at least 1")
         for name in ("request_timeout", "refresh_interval", "maintenance_interval"):
