@@ -17,6 +17,7 @@ peer and one honest path is enough to reach the target even when others meet onl
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from enum import IntEnum
 
@@ -67,6 +68,7 @@ class ClosestPeersIter:
         self._path = path
         self._by_id: dict[PeerId, _Candidate] = {}
         self._sorted: list[_Candidate] = []  # by distance; failed ones are removed
+        self._dists: list[int] = []  # the distances of _sorted, for C-speed bisection
         self._waiting = 0
         self.requests = 0
         self.successes = 0
@@ -84,18 +86,12 @@ class ClosestPeersIter:
             owner = self._claimed.setdefault(peer, self._path)
             if owner != self._path:
                 return
-        c = _Candidate(peer, key ^ self.target, rnd, addrs)
+        d = key ^ self.target
+        c = _Candidate(peer, d, rnd, addrs)
         self._by_id[peer] = c
-        lst = self._sorted
-        d = c.distance
-        lo, hi = 0, len(lst)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if lst[mid].distance < d:
-                lo = mid + 1
-            else:
-                hi = mid
-        lst.insert(lo, c)
+        lo = bisect_left(self._dists, d)
+        self._dists.insert(lo, d)
+        self._sorted.insert(lo, c)
 
     def on_success(
         self, peer: PeerId, closer: Iterable[tuple[PeerId, int, tuple[bytes, ...]]]
@@ -117,7 +113,11 @@ class ClosestPeersIter:
         c.state = PeerState.FAILED
         self._waiting -= 1
         self.failures += 1
-        self._sorted.remove(c)
+        i = bisect_left(self._dists, c.distance)
+        while self._sorted[i] is not c:
+            i += 1
+        del self._sorted[i]
+        del self._dists[i]
 
     # -- outputs -----------------------------------------------------------------------------
 
