@@ -1,0 +1,388 @@
+"""DHT lookups in the simulator: rounds, success, latency, churn, attackers, publication.
+
+Question (issue 3): with routing tables the protocol built (bootstrap through a few super
+nodes, then a refresh round), how many rounds does a lookup take at 1k / 10k / 100k nodes
+compared with ideal tables filled from a global view (measured here, same simulator, same
+seed), how often does it succeed, how long does it take, and how does it hold up under churn,
+stale entries, colluding attackers (random ids; d = 1, 4, 8 disjoint paths) and attackers who
+grind ids next to a target (with and without an id puzzle)? How long does publishing a
+provider record to the 20 closest take?
+
+    python benchmarks/dht_lookups.py --quick                 # seconds
+    python benchmarks/dht_lookups.py --sizes 1000,10000      # minutes
+    python benchmarks/dht_lookups.py --sizes 100000 --sections rounds --lookups 1000
+
+Sections merge into ``benchmarks/results/dht_lookups.json`` (a later run of one section or
+size replaces only that entry), plot ``dht_lookups.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+from micronetwork.sim.scenarios import RunParams, adversarial, eclipse  # noqa: E402
+
+NAME = "dht_lookups"
+RESULT = _common.RESULTS_DIR / f"{NAME}.json"
+ISSUE_IDEAL = {"1000": (2.03, 3), "10000": (2.63, 3), "100000": (3.08, 4)}
+
+
+def _progress(label: str) -> Any:
+    t0 = time.monotonic()
+    last = [0.0]
+
+    def report(frac: float, stage: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 15 or frac >= 1.0:
+            last[0] = now
+            el = now - t0
+            eta = f"~{el / frac * (1 - frac):.0f}s" if frac > 0.01 else "?"
+            print(
+                f"[{label}] {stage} {frac:4.0%}  {el:5.0f}s elapsed, {eta} left (run)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return report
+
+
+def rounds_section(n: int, seed: int, lookups: int, churn_lookups: int) -> dict[str, Any]:
+    p = RunParams(nodes=n, seed=seed, lookups=lookups)
+    out: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    sc = p.scenario(_progress(f"ideal n={n}"))
+    sc.build(ideal=True)
+    sc.lookups(lookups, tag="ideal")
+    out["ideal"] = sc.summary("ideal")
+    out["ideal_wall_s"] = time.perf_counter() - t0
+    del sc
+    t0 = time.perf_counter()
+    sc = p.scenario(_progress(f"protocol n={n}"))
+    sc.build()
+    t_build = time.perf_counter() - t0
+    sc.refresh_all()
+    out["build_wall_s"] = time.perf_counter() - t0
+    out["build_events"] = sc.sim.loop.events_run
+    out["build_events_per_s"] = sc.sim.loop.events_run / out["build_wall_s"]
+    out["join_wall_s"] = t_build
+    sc.lookups(lookups, tag="lookup")
+    out["protocol"] = sc.summary("lookup")
+    out["bootstrap"] = sc.summary("bootstrap")
+    sc.publish(max(20, lookups // 5), tag="publish")
+    out["publish"] = sc.summary("publish")
+    out["latency_samples"] = sorted(r.duration for r in sc.sim.metrics.by_tag("lookup") if r.ok)
+    # churn: 20% of peers crash at once (stale entries), then 10%/h join/leave/crash
+    sc.make_stale(0.20)
+    ch = sc.churn(0.10)
+    ch.start()
+    duration = 600.0
+    sc.lookups(churn_lookups, tag="churn", spacing=duration / churn_lookups)
+    ch.stop()
+    out["churn"] = sc.summary("churn")
+    out["churn"].update(
+        {
+            "stale_fraction": 0.20,
+            "rate_per_hour": 0.10,
+            "virtual_s": duration,
+            "departures": ch.departures,
+            "joins": ch.joins,
+        }
+    )
+    out["wall_s"] = time.perf_counter() - t0
+    out["events"] = sc.sim.loop.events_run
+    return out
+
+
+def ideal_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
+    """Only the ideal-table baseline (for sizes where building by protocol takes too long)."""
+    p = RunParams(nodes=n, seed=seed, lookups=lookups)
+    t0 = time.perf_counter()
+    sc = p.scenario(_progress(f"ideal n={n}"))
+    sc.build(ideal=True)
+    build_s = time.perf_counter() - t0
+    sc.lookups(lookups, tag="ideal")
+    import psutil
+
+    return {
+        "ideal": sc.summary("ideal"),
+        "ideal_wall_s": time.perf_counter() - t0,
+        "ideal_build_s": build_s,
+        "rss_bytes": psutil.Process().memory_info().rss,
+        "table_entries": sum(len(nd.core.table) for nd in sc.sim.nodes),
+        "latency_samples": sorted(r.duration for r in sc.sim.metrics.by_tag("ideal") if r.ok),
+        "protocol": None,
+    }
+
+
+def adversarial_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for frac in (0.10, 0.20, 0.30):
+        p = RunParams(nodes=n, seed=seed, lookups=lookups, attackers=frac, disjoint=(1, 4, 8))
+        _, figs = adversarial(p, _progress(f"adversarial n={n} f={frac}"))
+        out[f"{int(frac * 100)}%"] = figs
+    return out
+
+
+def eclipse_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for d in (1, 8):
+        p = RunParams(
+            nodes=n,
+            seed=seed,
+            lookups=lookups,
+            attackers=0.10,
+            disjoint=(d,),
+            budget_bits=24.0,
+            id_puzzle=(0, 8, 16, 20),
+            targets=2,
+        )
+        _, figs = eclipse(p, _progress(f"eclipse n={n} d={d}"))
+        out[f"d={d}"] = figs
+    return out
+
+
+def _load() -> dict[str, Any]:
+    if RESULT.exists():
+        try:
+            return json.loads(RESULT.read_text())  # type: ignore[no-any-return]
+        except json.JSONDecodeError:
+            pass
+    return {}
+
+
+def plot(figures: dict[str, Any], path: Path) -> Path | None:
+    plt = _common._pyplot()
+    if plt is None:
+        return None
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    rounds = figures.get("rounds", {})
+    sizes = sorted(rounds, key=int)
+    ax = axes[0]
+    for key, label, off in (
+        ("ideal", "ideal tables (ours)", -0.1),
+        ("protocol", "protocol-built", 0.1),
+    ):
+        have = [i for i, s in enumerate(sizes) if rounds[s].get(key)]
+        xs = [i + off for i in have]
+        ms = [rounds[sizes[i]][key]["rounds_mean"] for i in have]
+        ps = [rounds[sizes[i]][key]["rounds_p95"] for i in have]
+        ax.errorbar(
+            xs,
+            ms,
+            yerr=[[0] * len(ms), [p - m for p, m in zip(ps, ms, strict=True)]],
+            fmt="o",
+            capsize=4,
+            label=label,
+        )
+    iss = [ISSUE_IDEAL.get(s, (None,))[0] for s in sizes]
+    ax.plot(range(len(sizes)), iss, "k_", markersize=18, label="issue's ideal baseline")
+    ax.set_xticks(range(len(sizes)), [f"{int(s):,}" for s in sizes])
+    ax.set_xlabel("nodes")
+    ax.set_ylabel("rounds (mean, whisker to p95)")
+    ax.set_title("lookup rounds")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for s in sizes:
+        lat = rounds[s].get("latency_samples", [])
+        if lat:
+            ax.step(
+                lat,
+                [(i + 1) / len(lat) for i in range(len(lat))],
+                where="post",
+                label=f"{int(s):,} nodes",
+            )
+    ax.set_xlabel("lookup latency (s, virtual)")
+    ax.set_ylabel("fraction ≤ x")
+    ax.set_title("latency, U(20,120) ms links, 10 ms CPU/request")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    for size, adv in sorted(figures.get("adversarial", {}).items(), key=lambda kv: int(kv[0])):
+        for d in ("d=1", "d=4", "d=8"):
+            fr = sorted(adv, key=lambda f: int(f[:-1]))
+            ys = [adv[f][d]["success"] for f in fr if d in adv[f]]
+            ax.plot(
+                [int(f[:-1]) for f in fr][: len(ys)], ys, "o-", label=f"{int(size):,} nodes {d}"
+            )
+    ax.axhline(0.995, color="grey", ls=":", lw=1)
+    ax.set_xlabel("colluding nodes (%)")
+    ax.set_ylabel("lookup success")
+    ax.set_title("colluders at random ids")
+    ax.legend(fontsize=7)
+    ax = axes[3]
+    for size, ecl in sorted(figures.get("eclipse", {}).items(), key=lambda kv: int(kv[0])):
+        for d, runs in ecl.items():
+            pts = sorted(
+                (v["id_puzzle_bits"], v["get_providers"]["success"]) for v in runs.values()
+            )
+            ax.plot(
+                [p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{int(size):,} nodes {d}"
+            )
+    ax.set_xlabel("id puzzle (bits); attacker budget 2^24 hashes per id")
+    ax.set_ylabel("get_providers success")
+    ax.set_title("10% attackers grinding ids next to 2 keys")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--adv-sizes", default="1000")
+    ap.add_argument("--sections", default="rounds,adversarial,eclipse")
+    ap.add_argument("--lookups", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    started = _common.now_iso()
+    if args.quick:
+        sizes, adv_sizes, lookups, churn_lookups = [300], [300], 100, 50
+    else:
+        sizes = [int(x) for x in args.sizes.split(",") if x]
+        adv_sizes = [int(x) for x in args.adv_sizes.split(",") if x]
+        lookups, churn_lookups = args.lookups, max(100, args.lookups // 2)
+    sections = set(args.sections.split(","))
+    doc = {} if args.quick else _load()
+    figures: dict[str, Any] = doc.get("figures", {})
+    runs: dict[str, Any] = doc.get("runs", {})
+    for n in sizes if "rounds" in sections else []:
+        t0 = time.perf_counter()
+        figures.setdefault("rounds", {})[str(n)] = rounds_section(
+            n, args.seed, lookups, churn_lookups
+        )
+        runs[f"rounds n={n}"] = {
+            "wall_s": time.perf_counter() - t0,
+            "command": _common.command_line(),
+        }
+    for n in sizes if "ideal" in sections else []:
+        t0 = time.perf_counter()
+        figures.setdefault("rounds", {})[str(n)] = ideal_section(n, args.seed, lookups)
+        runs[f"ideal n={n}"] = {
+            "wall_s": time.perf_counter() - t0,
+            "command": _common.command_line(),
+        }
+    for n in adv_sizes if "adversarial" in sections else []:
+        t0 = time.perf_counter()
+        figures.setdefault("adversarial", {})[str(n)] = adversarial_section(
+            n, args.seed, lookups // 2
+        )
+        runs[f"adversarial n={n}"] = {
+            "wall_s": time.perf_counter() - t0,
+            "command": _common.command_line(),
+        }
+    for n in adv_sizes if "eclipse" in sections else []:
+        t0 = time.perf_counter()
+        figures.setdefault("eclipse", {})[str(n)] = eclipse_section(n, args.seed, lookups // 2)
+        runs[f"eclipse n={n}"] = {
+            "wall_s": time.perf_counter() - t0,
+            "command": _common.command_line(),
+        }
+    baseline = {
+        s: {"ideal_ours": r["ideal"], "issue_ideal_mean_p95": ISSUE_IDEAL.get(s)}
+        for s, r in figures.get("rounds", {}).items()
+    }
+    ratio = {
+        s: {
+            "rounds_mean_protocol_minus_ideal": r["protocol"]["rounds_mean"]
+            - r["ideal"]["rounds_mean"],
+            "better": "lower; goal: within 0.1",
+        }
+        for s, r in figures.get("rounds", {}).items()
+        if r.get("protocol")
+    }
+    params = {
+        "latency": "one-way U(20, 120) ms per link (fixed per link, from the seed)",
+        "cpu": "10 ms per inbound request (modelled crypto/validation), responder side",
+        "kademlia": {"k": 20, "alpha": 3, "beta": 3, "request_timeout_s": 10},
+        "tables": "protocol: 4 super nodes; peers join at 50/s, each bootstraps through the "
+        "supers (own-id lookup + refresh of every bucket); then every node refreshes "
+        "all buckets once. ideal: each bucket k random members of its subtree.",
+        "lookup": "find_closest(id of a random live honest node) from a random live honest "
+        "node; success = target among the returned k",
+        "dead_peer_delay_s": 5.0,
+        "churn": "20% of peers crash at once, then 10%/h departures (half crash, half "
+        "graceful) matched by joins, lookups spread over 600 virtual s",
+        "adversarial": "colluders join like honest nodes and answer every lookup with the 20 "
+        "colluders closest to the key; lookups by honest nodes with d paths",
+        "eclipse": "10% attackers, spread over 2 target keys, each id ground with 2^24 hashes "
+        "(best-of-tries cpl sampled exactly); an id puzzle of c bits divides the "
+        "tries by 2^c; an honest provider publishes each key, then honest nodes "
+        "get_providers with d paths",
+        "publication": "provide() of a random key; time until the provider record reached "
+        "the k closest (ADD_PROVIDER delivered)",
+        "seed": args.seed,
+        "quick": args.quick,
+    }
+    name = NAME + ("_quick" if args.quick else "")
+    path = _common.write_result(
+        name,
+        _common.command_line(),
+        params,
+        figures,
+        baseline=baseline,
+        ratio=ratio,
+        started=started,
+        runs=runs,
+    )
+    png = plot(figures, path.with_suffix(".png"))
+    rows = []
+    for s, r in sorted(figures.get("rounds", {}).items(), key=lambda kv: int(kv[0])):
+        for key in ("ideal", "protocol", "churn", "publish"):
+            f = r.get(key)
+            if not f:
+                continue
+            rows.append(
+                {
+                    "nodes": s,
+                    "what": key,
+                    "success": f["success"],
+                    "rounds_mean": f["rounds_mean"],
+                    "rounds_p95": f["rounds_p95"],
+                    "lat_p50": f["latency_p50"],
+                    "lat_p90": f["latency_p90"],
+                    "lat_p99": f["latency_p99"],
+                }
+            )
+    _common.print_table(rows, "DHT lookups (virtual time)")
+    arows = []
+    for s, adv in figures.get("adversarial", {}).items():
+        for f, figs in adv.items():
+            arows.append(
+                {
+                    "nodes": s,
+                    "colluders": f,
+                    **{d: figs[d]["success"] for d in ("d=1", "d=4", "d=8") if d in figs},
+                }
+            )
+    _common.print_table(arows, "colluding attackers: lookup success")
+    erows = []
+    for s, ecl in figures.get("eclipse", {}).items():
+        for d, runs_ in ecl.items():
+            for v in runs_.values():
+                erows.append(
+                    {
+                        "nodes": s,
+                        "paths": d,
+                        "puzzle_bits": v["id_puzzle_bits"],
+                        "success": v["get_providers"]["success"],
+                        "attacker_cpl": v["closest_attacker_cpl_mean"],
+                        "honest_cpl": v["closest_honest_cpl_mean"],
+                    }
+                )
+    _common.print_table(erows, "attackers choosing ids next to the key: get_providers success")
+    print(f"wrote {path}" + (f" and {png}" if png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
