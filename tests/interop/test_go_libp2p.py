@@ -7,7 +7,10 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import multiaddr
+import pytest
 import trio
+
+pytest.importorskip("micronetwork", reason="micronetwork is not installed (pip install -e .)")
 
 from micronetwork import IPFS_PROTOCOL, KademliaConfig, Node, NodeConfig, PeerId
 from micronetwork.host.driver import to_libp2p_id
@@ -16,9 +19,9 @@ KAD = KademliaConfig(protocol_id=IPFS_PROTOCOL)
 CIDV1_RAW = bytes([0x01, 0x55])  # CIDv1 prefix, raw codec; a multihash follows
 
 
-async def test_connect_identify_ping_both_ways(p2pd) -> None:
+async def test_connect_identify_ping_both_ways(p2pd_factory) -> None:
     with trio.fail_after(60):
-        daemon = await p2pd()
+        daemon = await p2pd_factory()
         daemon_id = PeerId.from_base58(daemon.peer_id)
         async with Node.open(NodeConfig.peer(kademlia=KAD)) as node:
             # We dial go: Noise + yamux, identify both ways, ping.
@@ -36,9 +39,9 @@ async def test_connect_identify_ping_both_ways(p2pd) -> None:
             assert await node.ping(daemon_id) >= 0
 
 
-async def test_dht_find_node_values_and_providers_both_ways(p2pd) -> None:
+async def test_dht_find_node_values_and_providers_both_ways(p2pd_factory) -> None:
     with trio.fail_after(120):
-        daemon = await p2pd()
+        daemon = await p2pd_factory()
         daemon_id = PeerId.from_base58(daemon.peer_id)
         async with AsyncExitStack() as stack:
             sup = await stack.enter_async_context(Node.open(NodeConfig.super_node(kademlia=KAD)))
@@ -47,9 +50,9 @@ async def test_dht_find_node_values_and_providers_both_ways(p2pd) -> None:
                 Node.open(NodeConfig.peer(kademlia=KAD, bootstrap=(sup.addrs[0],)))
             )
             # FIND_NODE through each other.
-            (found,) = await daemon.dht("FIND_PEER", peer=bytes(peer.peer_id))
-            assert found.dht.peer.id == bytes(peer.peer_id)
-            ours = str(multiaddr.Multiaddr(found.dht.peer.addrs[0]))
+            found = await daemon.find_peer(bytes(peer.peer_id))
+            assert found.id == bytes(peer.peer_id)
+            ours = found.addr_strs[0]
             assert peer.addrs[0].startswith(ours)
             info = await peer.find_peer(daemon_id)
             assert info.addrs == (daemon.addrs[0],)
@@ -57,22 +60,19 @@ async def test_dht_find_node_values_and_providers_both_ways(p2pd) -> None:
             # /pk/ records with binary keys, both ways.
             pk_key = b"/pk/" + bytes(peer.peer_id)
             assert await peer.put(pk_key, peer.peer_id.public_key()) >= 1
-            (got,) = await daemon.dht("GET_VALUE", key=pk_key)
-            assert got.dht.value == peer.peer_id.public_key()
+            assert await daemon.get_value(pk_key) == peer.peer_id.public_key()
             daemon_pk = b"/pk/" + bytes(daemon_id)
-            await daemon.dht("PUT_VALUE", key=daemon_pk, value=daemon_id.public_key())
+            await daemon.put_value(daemon_pk, daemon_id.public_key())
             assert await peer.get(daemon_pk) == daemon_id.public_key()
 
             # Provider records, both ways (a CID's DHT key is its multihash).
-            await daemon.dht("PROVIDE", cid=CIDV1_RAW + b"\x00\x05hello")
+            await daemon.provide(CIDV1_RAW + b"\x00\x05hello")
             providers = await peer.find_providers(b"\x00\x05hello")
             assert [p.peer_id for p in providers] == [daemon_id]
             assert await peer.provide(b"\x00\x05world") >= 1
-            answers = await daemon.dht(
-                "FIND_PROVIDERS", stream=True, cid=CIDV1_RAW + b"\x00\x05world", count=5
-            )
-            assert [PeerId(a.peer.id) for a in answers[1:]] == [peer.peer_id]
+            answers = await daemon.find_providers(CIDV1_RAW + b"\x00\x05world", count=5)
+            assert [PeerId(a.id) for a in answers] == [peer.peer_id]
 
             # Its lookups walk through our nodes.
-            closest = await daemon.dht("GET_CLOSEST_PEERS", stream=True, key=b"some key")
-            assert {PeerId(a.value) for a in closest[1:]} == {sup.peer_id, peer.peer_id}
+            closest = await daemon.closest_peers(b"some key")
+            assert {PeerId(p) for p in closest} == {sup.peer_id, peer.peer_id}

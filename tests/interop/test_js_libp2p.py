@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
+import pytest
 import trio
+
+pytest.importorskip("micronetwork", reason="micronetwork is not installed (pip install -e .)")
 
 from micronetwork import Node, NodeConfig, PeerId
 
 KAD = "/micronetwork/kad/1.0.0"
 
 
-async def test_connect_identify_ping_both_ways(js_peer) -> None:
+async def test_connect_identify_ping_both_ways(js_peer_factory) -> None:
     with trio.fail_after(60):
-        js = await js_peer()
+        js = await js_peer_factory()
         async with Node.open() as node:
             # We dial js: Noise + yamux upgrade, identify, then js is in our routing table.
             assert await node.connect(js.addrs[0]) == PeerId.from_base58(js.peer_id)
@@ -34,12 +37,12 @@ async def test_connect_identify_ping_both_ways(js_peer) -> None:
             assert await node.ping(js.peer_id) >= 0
 
 
-async def test_dht_find_node_values_and_providers_both_ways(js_peer) -> None:
+async def test_dht_find_node_values_and_providers_both_ways(js_peer_factory) -> None:
     with trio.fail_after(120):
         async with AsyncExitStack() as stack:
             sup = await stack.enter_async_context(Node.open(NodeConfig.super_node()))
             boot = sup.addrs[0]
-            js = await js_peer()
+            js = await js_peer_factory()
             assert (await js.call("dial", addr=boot))["ok"]
             peers = [
                 await stack.enter_async_context(Node.open(NodeConfig.peer(bootstrap=(boot,))))
@@ -79,26 +82,26 @@ async def test_dht_find_node_values_and_providers_both_ways(js_peer) -> None:
             assert answer["ok"] and bytes.fromhex(answer["value"]) == b"from python", answer
 
             # Provider records: js announces a CID, we find it by its multihash; and back.
-            answer = await js.call("provide", key=b"js content".hex())
+            answer = await js.call("provide", data=b"js content".hex())
             assert answer["ok"], answer
             dht_key = bytes.fromhex(answer["dht_key"])
             providers = await peers[0].find_providers(dht_key)
             assert [str(p.peer_id) for p in providers] == [js.peer_id]
             # Our provide of the same multihash form: js looks it up by CID.
             our_key = bytes.fromhex(
-                (await js.call("find_providers", key=b"py content".hex()))["dht_key"]
+                (await js.call("cid_key", data=b"py content".hex()))["dht_key"]
             )
             assert await peers[2].provide(our_key) >= 1
-            answer = await js.call("find_providers", key=b"py content".hex())
+            answer = await js.call("find_providers", data=b"py content".hex())
             assert answer["ok"], answer
             assert str(peers[2].peer_id) in [p["peer"] for p in answer["providers"]]
 
 
-async def test_ipfs_protocol_id_works_when_configured(js_peer) -> None:
+async def test_ipfs_protocol_id_works_when_configured(js_peer_factory) -> None:
     from micronetwork import IPFS_PROTOCOL, KademliaConfig
 
     with trio.fail_after(60):
-        js = await js_peer(protocol=IPFS_PROTOCOL)
+        js = await js_peer_factory(protocol=IPFS_PROTOCOL)
         kad = KademliaConfig(protocol_id=IPFS_PROTOCOL)
         async with Node.open(NodeConfig.peer(kademlia=kad)) as node:
             await node.connect(js.addrs[0])

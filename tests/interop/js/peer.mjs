@@ -1,32 +1,54 @@
-// A js-libp2p peer for micronetwork's interop tests, driven by JSON lines on stdin.
+// A js-libp2p peer for micronetwork's interop tests, driven by JSON lines on stdin/stdout.
 //
-//   node peer.mjs '{"protocol": "/micronetwork/kad/1.0.0", "seed": "<64 hex chars>"}'
+//   node peer.mjs ['{"listen": "/ip4/127.0.0.1/tcp/0", "protocol": "/micronetwork/kad/1.0.0",
+//                    "seed": "<64 hex chars>", "private_key": "<hex libp2p PrivateKey protobuf>",
+//                    "client_mode": false}']
 //
-// Prints {"event":"ready","peer_id":...,"addrs":[...]} once listening on 127.0.0.1, then
-// answers each command {"id":N,"cmd":...} with {"id":N,"ok":true,...} or
-// {"id":N,"ok":false,"error":"..."}. Logs go to stderr only.
-import './polyfill.mjs'
+// Every config field is optional (defaults shown; no seed/private_key = a fresh Ed25519 key).
+// Once listening it prints one line {"event":"ready","peer_id":...,"addrs":[...],...}, then
+// answers each command line {"id":N,"cmd":"...",...} with {"id":N,"ok":true,...} or
+// {"id":N,"ok":false,"error":"..."}. Commands may run concurrently; answers carry their id.
+// stdout carries only these JSON lines; logs go to stderr (DEBUG=libp2p:* for js-libp2p's own).
+//
+// Byte strings (keys, values) are hex. Peer ids are base58 strings, addresses multiaddr strings.
+// Every network command takes an optional "timeout_ms" (default 15000).
+import './polyfill.mjs' // must come before libp2p: defines Promise.withResolvers on Node 20
 import { createInterface } from 'node:readline'
-import { createLibp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPairFromSeed, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
-import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
+import { sha256 } from 'multiformats/hashes/sha2'
+
+const RAW = 0x55 // multicodec "raw", the codec of the CIDs this peer makes
 
 const config = JSON.parse(process.argv[2] ?? '{}')
+const PROTOCOL = config.protocol ?? '/micronetwork/kad/1.0.0'
 const hex = (u8) => Buffer.from(u8).toString('hex')
-const unhex = (s) => new Uint8Array(Buffer.from(s, 'hex'))
+const unhex = (s) => {
+  if (typeof s !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(s)) throw new Error(`not hex: ${s}`)
+  return new Uint8Array(Buffer.from(s, 'hex'))
+}
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
+const log = (...args) => process.stderr.write(`[peer.mjs] ${args.join(' ')}\n`)
+const signal = (msg) => AbortSignal.timeout(msg.timeout_ms ?? 15000)
+const peerArg = (msg) => {
+  if (typeof msg.peer !== 'string') throw new Error('missing "peer" (base58 peer id)')
+  return peerIdFromString(msg.peer)
+}
+
+process.on('unhandledRejection', (err) => log('unhandled rejection:', err?.stack ?? err))
 
 const options = {
-  addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+  addresses: { listen: [config.listen ?? '/ip4/127.0.0.1/tcp/0'] },
   transports: [tcp()],
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
@@ -34,83 +56,211 @@ const options = {
     identify: identify(),
     ping: ping(),
     dht: kadDHT({
-      protocol: config.protocol ?? '/micronetwork/kad/1.0.0',
-      clientMode: false,
-      peerInfoMapper: passthroughMapper, // the default drops 127.0.0.1 addresses
+      protocol: PROTOCOL,
+      // Without this the DHT stays a client until it sees a public address (never, on loopback).
+      clientMode: config.client_mode ?? false,
+      // The default mapper (removePrivateAddressesMapper) drops 127.0.0.1 addresses.
+      peerInfoMapper: passthroughMapper,
+      // "pk" has a built-in validator and selector; "mn" is micronetwork's own namespace.
       validators: { mn: async () => {} },
       selectors: { mn: () => 0 }
     })
   }
 }
-if (config.seed) options.privateKey = await generateKeyPairFromSeed('Ed25519', unhex(config.seed))
+if (config.private_key) options.privateKey = privateKeyFromProtobuf(unhex(config.private_key))
+else if (config.seed) options.privateKey = await generateKeyPairFromSeed('Ed25519', unhex(config.seed))
+
 const node = await createLibp2p(options)
 await node.start()
+const dht = node.services.dht
 
-// A CID whose multihash is the identity hash of the given bytes, so its DHT key is known.
-const cidFor = (keyHex) => CID.createV1(0x55, Digest.create(0x00, unhex(keyHex)))
+// Provider records: js kad-dht takes a CID and uses cid.multihash.bytes as the DHT key (a CIDv0
+// and a CIDv1 of the same multihash share one record). As a server it parses an incoming
+// ADD_PROVIDER / GET_PROVIDERS key with CID.decode, so only keys that also decode as a CID are
+// accepted: in practice a sha2-256 multihash (0x12 0x20 + 32 bytes, read as a CIDv0).
+function cidFromMsg (msg) {
+  if (typeof msg.cid === 'string') return CID.parse(msg.cid)
+  if (typeof msg.key === 'string') { // the raw DHT key: must be a multihash
+    let digest
+    try { digest = Digest.decode(unhex(msg.key)) } catch (err) {
+      throw new Error(`key is not a multihash (${err.message}); use "data" to hash bytes into one`)
+    }
+    return CID.createV1(RAW, digest)
+  }
+  if (typeof msg.data === 'string') return null // hashed asynchronously in cidFor
+  throw new Error('give one of "cid" (string), "key" (hex multihash) or "data" (hex bytes)')
+}
+async function cidFor (msg) {
+  return cidFromMsg(msg) ?? CID.createV1(RAW, await sha256.digest(unhex(msg.data)))
+}
+const routingTablePeers = () => [...dht.routingTable.kb.toIterable()].map((c) => c.peerId.toString())
+const cidInfo = (cid) => ({ cid: cid.toString(), dht_key: hex(cid.multihash.bytes) })
 
-const commands = {
-  async dial ({ addr }) { await node.dial(multiaddr(addr)); return {} },
-  async ping ({ peer }) { return { rtt: await node.services.ping.ping(peerIdFromString(peer)) } },
-  async protocols ({ peer }) {
-    const p = await node.peerStore.get(peerIdFromString(peer))
-    return { protocols: p.protocols }
-  },
-  async find_peer ({ peer }) {
-    const info = await node.peerRouting.findPeer(peerIdFromString(peer), { signal: AbortSignal.timeout(15000) })
-    return { addrs: info.multiaddrs.map(String) }
-  },
-  async closest_peers ({ key }) {
-    const found = []
-    for await (const ev of node.services.dht.getClosestPeers(unhex(key), { signal: AbortSignal.timeout(15000) })) {
-      if (ev.name === 'FINAL_PEER') found.push(ev.peer.id.toString())
-    }
-    return { peers: found }
-  },
-  async put ({ key, value }) {
-    await node.contentRouting.put(unhex(key), unhex(value), { signal: AbortSignal.timeout(15000) })
-    return {}
-  },
-  async get ({ key }) {
-    const value = await node.contentRouting.get(unhex(key), { signal: AbortSignal.timeout(15000) })
-    return { value: hex(value) }
-  },
-  // key: hex of the multihash *digest input*; the DHT key is the identity multihash bytes.
-  async provide ({ key }) {
-    const cid = cidFor(key)
-    await node.contentRouting.provide(cid, { signal: AbortSignal.timeout(15000) })
-    return { dht_key: hex(cid.multihash.bytes) }
-  },
-  async find_providers ({ key }) {
-    const cid = cidFor(key)
-    const providers = []
-    for await (const p of node.contentRouting.findProviders(cid, { signal: AbortSignal.timeout(15000) })) {
-      providers.push({ peer: p.id.toString(), addrs: p.multiaddrs.map(String) })
-    }
-    return { providers, dht_key: hex(cid.multihash.bytes) }
-  },
-  async routing_table () {
-    const rt = node.services.dht.routingTable
-    const peers = []
-    for (const bucket of rt.kb.toIterable ? rt.kb.toIterable() : []) peers.push(bucket.peerId.toString())
-    return { peers, size: rt.size }
-  },
-  async peers () { return { peers: node.getPeers().map(String) } },
-  async stop () { setTimeout(async () => { await node.stop(); process.exit(0) }, 10); return {} }
+async function connectionTo (peerId, msg) {
+  const existing = node.getConnections(peerId).filter((c) => c.status === 'open')
+  return existing[0] ?? node.dial(peerId, { signal: signal(msg) })
 }
 
-out({ event: 'ready', peer_id: node.peerId.toString(), addrs: node.getMultiaddrs().map(String) })
+async function provide (cid, msg) {
+  const sentTo = []
+  for await (const ev of dht.provide(cid, { signal: signal(msg) })) {
+    if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'ADD_PROVIDER') sentTo.push(ev.from.toString())
+  }
+  return { ...cidInfo(cid), sent_to: sentTo }
+}
+
+async function findProviders (cid, msg) {
+  const providers = new Map()
+  for await (const ev of dht.findProviders(cid, { signal: signal(msg) })) {
+    if (ev.name !== 'PROVIDER') continue
+    for (const p of ev.providers) {
+      providers.set(p.id.toString(), { peer: p.id.toString(), addrs: p.multiaddrs.map(String), from: ev.from.toString() })
+    }
+    if (msg.count && providers.size >= msg.count) break
+  }
+  return { ...cidInfo(cid), providers: [...providers.values()] }
+}
+
+const commands = {
+  async info () {
+    return { peer_id: node.peerId.toString(), addrs: node.getMultiaddrs().map(String), protocols: node.getProtocols(), mode: dht.getMode() }
+  },
+  async dial (msg) {
+    const conn = await node.dial(multiaddr(msg.addr), { signal: signal(msg) })
+    return { peer: conn.remotePeer.toString(), remote_addr: conn.remoteAddr.toString() }
+  },
+  async hangup (msg) { await node.hangUp(peerArg(msg)); return {} },
+  // js allows one outbound ping stream per connection (the ping spec's rule), and kad-dht pings
+  // every new routing-table contact: a ping that collides with that one is retried.
+  async ping (msg) {
+    const target = msg.addr ? multiaddr(msg.addr) : peerArg(msg)
+    const sig = signal(msg)
+    for (;;) {
+      try {
+        return { rtt: await node.services.ping.ping(target, { signal: sig }) }
+      } catch (err) {
+        if (err?.name !== 'TooManyOutboundProtocolStreamsError' || sig.aborted) throw err
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+  },
+  // Runs identify on the connection to the peer (dialling it if needed) and reports its answer.
+  async identify (msg) {
+    const conn = await connectionTo(peerArg(msg), msg)
+    const r = await node.services.identify.identify(conn, { signal: signal(msg) })
+    return {
+      peer: r.peerId.toString(),
+      protocols: r.protocols,
+      agent: r.agentVersion,
+      protocol_version: r.protocolVersion,
+      listen_addrs: r.listenAddrs.map(String),
+      observed_addr: r.observedAddr?.toString() ?? null
+    }
+  },
+  // What the peer store knows (from the identify run when the connection opened).
+  async protocols (msg) {
+    const p = await node.peerStore.get(peerArg(msg))
+    return { protocols: p.protocols, addrs: p.addresses.map((a) => a.multiaddr.toString()) }
+  },
+  // Through the DHT: use_cache=false (default) skips the local routing table / peer store.
+  async find_peer (msg) {
+    for await (const ev of dht.findPeer(peerArg(msg), { signal: signal(msg), useCache: msg.use_cache ?? false })) {
+      if (ev.name === 'FINAL_PEER') return { addrs: ev.peer.multiaddrs.map(String), from: ev.from.toString() }
+    }
+    throw new Error('peer not found')
+  },
+  async closest_peers (msg) {
+    const found = []
+    const queried = new Set()
+    for await (const ev of dht.getClosestPeers(unhex(msg.key), { signal: signal(msg) })) {
+      if (ev.name === 'FINAL_PEER') found.push(ev.peer.id.toString())
+      if (ev.name === 'PEER_RESPONSE') queried.add(ev.from.toString())
+    }
+    return { peers: found, queried: [...queried] }
+  },
+  async put (msg) {
+    const storedAt = []
+    for await (const ev of dht.put(unhex(msg.key), unhex(msg.value), { signal: signal(msg) })) {
+      if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'PUT_VALUE') storedAt.push(ev.from.toString())
+    }
+    return { stored_at: storedAt }
+  },
+  async get (msg) {
+    const value = await node.contentRouting.get(unhex(msg.key), { signal: signal(msg) })
+    return { value: hex(value) }
+  },
+  async provide (msg) { return provide(await cidFor(msg), msg) },
+  async find_providers (msg) { return findProviders(await cidFor(msg), msg) },
+  async provide_cid (msg) { return provide(CID.parse(msg.cid), msg) },
+  async find_providers_cid (msg) { return findProviders(CID.parse(msg.cid), msg) },
+  // The DHT key js uses for a CID, or for data hashed into a CIDv1 (raw, sha2-256).
+  async cid_key (msg) { return cidInfo(await cidFor(msg)) },
+  async routing_table () {
+    return { peers: routingTablePeers(), size: dht.routingTable.size }
+  },
+  // Resolves once every peer in "peers" (and at least "count" peers) is in the routing table,
+  // on the routing table's own peer:add events (no polling).
+  async wait_routing_table (msg) {
+    const rt = dht.routingTable
+    const missing = () => {
+      const have = routingTablePeers()
+      const absent = (msg.peers ?? []).filter((p) => !have.includes(p))
+      return (have.length < (msg.count ?? 0) || absent.length > 0) ? absent : null
+    }
+    if (missing() != null) {
+      const sig = signal(msg)
+      await new Promise((resolve, reject) => {
+        const cleanup = () => { rt.removeEventListener('peer:add', onAdd); sig.removeEventListener('abort', onAbort) }
+        const onAdd = () => { if (missing() == null) { cleanup(); resolve() } }
+        const onAbort = () => { cleanup(); reject(new Error(`routing table still lacks ${JSON.stringify(missing())} (has ${JSON.stringify(routingTablePeers())})`)) }
+        rt.addEventListener('peer:add', onAdd)
+        sig.addEventListener('abort', onAbort)
+      })
+    }
+    return { peers: routingTablePeers() }
+  },
+  async peers () {
+    return {
+      peers: node.getPeers().map(String),
+      connections: node.getConnections().map((c) => ({
+        peer: c.remotePeer.toString(), remote_addr: c.remoteAddr.toString(), direction: c.direction, status: c.status
+      }))
+    }
+  },
+  async stop () {
+    setImmediate(() => shutdown(0))
+    return {}
+  }
+}
+
+let stopping = false
+async function shutdown (code) {
+  if (stopping) return
+  stopping = true
+  try { await node.stop() } catch (err) { log('stop failed:', err?.stack ?? err) }
+  process.exit(code)
+}
+
+out({
+  event: 'ready',
+  peer_id: node.peerId.toString(),
+  addrs: node.getMultiaddrs().map(String),
+  protocols: node.getProtocols(),
+  dht_protocol: PROTOCOL
+})
 
 const rl = createInterface({ input: process.stdin })
 rl.on('line', async (line) => {
   let msg
-  try { msg = JSON.parse(line) } catch { return }
-  const fn = commands[msg.cmd]
+  try { msg = JSON.parse(line) } catch { log('not JSON:', line); return }
+  const fn = Object.hasOwn(commands, msg.cmd) ? commands[msg.cmd] : undefined
   try {
     if (!fn) throw new Error(`unknown command ${msg.cmd}`)
     out({ id: msg.id, ok: true, ...(await fn(msg)) })
   } catch (err) {
+    log(`${msg.cmd} failed:`, err?.stack ?? err)
     out({ id: msg.id, ok: false, error: String(err?.message ?? err) })
   }
 })
-rl.on('close', async () => { await node.stop(); process.exit(0) })
+rl.on('close', () => shutdown(0)) // stdin closed: the test harness went away
+process.on('SIGTERM', () => shutdown(0))
