@@ -37,6 +37,7 @@ from .lookup import ClosestPeersIter, DisjointPathsIter
 from .messages import KadMessage, MessageType, PeerInfo, Record
 from .query import LOOKUP, STORE, Query
 from .routing_table import Outcome, RoutingTable
+from .server import answer
 from .store import ProviderStore, RecordStore, Validator, default_validators
 from .wire import decode_message, encode_message
 
@@ -50,21 +51,6 @@ _EVICT_PING = 2
 _LIVENESS_PING = 3
 # Stores must reach the k closest; a bootstrap meets the k closest to fill the table at once.
 _ALL_K = (QueryKind.PUT_VALUE, QueryKind.ADD_PROVIDER, QueryKind.BOOTSTRAP)
-
-
-_INFOS: dict[PeerId, PeerInfo] = {}
-_INFOS_MAX = 1 << 21
-
-
-def _peer_info(peer: PeerId, addrs: tuple[bytes, ...]) -> PeerInfo:
-    """``PeerInfo(peer, addrs)``, memoised: every answer carries k of them and building a
-    frozen dataclass costs more than a dict lookup. A pure cache of immutable values."""
-    info = _INFOS.get(peer)
-    if info is None or info.addrs != addrs:
-        if len(_INFOS) >= _INFOS_MAX:
-            _INFOS.clear()
-        info = _INFOS[peer] = PeerInfo(peer, addrs)
-    return info
 
 
 class _Pending:
@@ -552,40 +538,8 @@ class KademliaCore:
 
     # == internals: serving ====================================================================
 
-    def _closer(self, key: bytes, exclude: PeerId) -> tuple[PeerInfo, ...]:
-        entries = self.table.closest(kad_key(key), self.config.k, exclude=exclude)
-        return tuple([_peer_info(e.peer_id, e.addrs) for e in entries])
-
     def _handle_request(self, peer: PeerId, msg: KadMessage, now: float) -> KadMessage | None:
-        t = msg.type
-        if t is MessageType.FIND_NODE:
-            return KadMessage(t, key=msg.key, closer_peers=self._closer(msg.key, peer))
-        if t is MessageType.GET_VALUE:
-            value = self.records.get(msg.key, now)
-            record = Record(msg.key, value) if value is not None else None
-            closer = self._closer(msg.key, peer)
-            return KadMessage(t, key=msg.key, record=record, closer_peers=closer)
-        if t is MessageType.PUT_VALUE:
-            rec = msg.record
-            if rec is None or rec.key != msg.key:
-                raise ValidationError("PUT_VALUE record key differs from the message key")
-            self.records.put(rec.key, rec.value, now)
-            self.counters["records_stored"] += 1
-            return msg
-        if t is MessageType.ADD_PROVIDER:
-            for info in msg.provider_peers:
-                if info.peer_id == peer:  # only a peer may announce itself
-                    if self.providers.add(msg.key, peer, info.addrs, now):
-                        self.counters["providers_stored"] += 1
-                else:
-                    self.counters["providers_rejected"] += 1
-            return None
-        if t is MessageType.GET_PROVIDERS:
-            provs = tuple(PeerInfo(p, a) for p, a in self.providers.get(msg.key, now))
-            return KadMessage(
-                t, key=msg.key, provider_peers=provs, closer_peers=self._closer(msg.key, peer)
-            )
-        return KadMessage(MessageType.PING)
+        return answer(self, peer, msg, now)
 
     # == internals: maintenance ================================================================
 
