@@ -294,10 +294,10 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, help="per-run bound, s (default 120; quick 30)")
     # 20 s: py-libp2p (queue32, raised) was seen to deliver nothing for > 5 s mid-run
     # and then resume; a 5 s cutoff under-counted what its lossy configuration delivers.
-    ap.add_argument("--idle", type=float, default=20.0,
+    ap.add_argument("--idle", type=float,
                     help="after drops were counted, end a run this long after publishing "
-                         "with no new delivery")
-    ap.add_argument("--variants", nargs="+", choices=sorted(theirs.VARIANTS),
+                         "with no new delivery (default 20; quick 10)")
+    ap.add_argument("--variants", nargs="*", choices=sorted(theirs.VARIANTS),
                     default=["defaults", "queue32", "raised"], help="py-libp2p configurations")
     ap.add_argument("--baseline-protocol", default="/meshsub/1.1.0",
                     choices=["/meshsub/1.1.0", "/meshsub/1.2.0"])
@@ -306,6 +306,7 @@ def main() -> int:
     args.messages = args.messages or (200 if args.quick else 1000)
     args.reps = args.reps or (1 if args.quick else 3)
     args.timeout = args.timeout or (30.0 if args.quick else 120.0)
+    args.idle = args.idle or (10.0 if args.quick else 20.0)
     if args.size < HEADER.size:
         ap.error(f"--size must be >= {HEADER.size}")
 
