@@ -4,8 +4,7 @@ Same shape as ``_pylibp2p_gossip.open_network``: N nodes on 127.0.0.1 in this pr
 1..N-1 subscribed (``node.subscribe(topic)``), node 0 the publisher (not subscribed: it
 publishes through fanout, flood-publishing to every topic peer as gossipsub v1.1's
 ``flood_publish`` default says), the given edges dialled with ``node.connect(addr)``. Every
-node runs ``NodeConfig`` defaults but for 127.0.0.1 on the P6 whitelist (see
-``LOOPBACK_WHITELIST``) (gossip: D=6, D_lo=5, D_hi=12, heartbeat 1 s, scoring on,
+node runs ``NodeConfig`` defaults (gossip: D=6, D_lo=5, D_hi=12, heartbeat 1 s, scoring on,
 /meshsub/1.2.0 then 1.1.0, signing and strict verification on, IDONTWANT only above 1024 B so
 never for 200 B messages); ``seed`` seeds each node's RNG.
 
@@ -24,18 +23,12 @@ from typing import Any
 import trio
 
 from micronetwork import Node, NodeConfig
-from micronetwork.gossip import GossipConfig, PeerScoreParams
-
-# All N nodes share 127.0.0.1. With the default P6 (IP colocation: threshold 10, weight -10)
-# every peer of an N=30 network scores -10 x (30 - 10)^2 = -4000 < graylist (-80): the meshes
-# never form and nothing is delivered (measured: 0 of 29,000). Loopback is whitelisted here,
-# the only departure from NodeConfig defaults; py-libp2p's scoring has no IP colocation term.
-LOOPBACK_WHITELIST = frozenset({"127.0.0.1"})
 
 
 def _config(seed: int) -> NodeConfig:
-    gossip = GossipConfig(score=PeerScoreParams(ip_colocation_factor_whitelist=LOOPBACK_WHITELIST))
-    return NodeConfig(seed=seed, gossip=gossip)
+    # All N nodes share 127.0.0.1; P6 (IP colocation) exempts loopback by default
+    # (docs/decisions.md), so these are plain defaults.
+    return NodeConfig(seed=seed)
 
 CONNECT_CONCURRENCY = 16
 
@@ -106,8 +99,7 @@ async def open_network(n: int, edges: Sequence[tuple[int, int]], topic: str, *,
         g = nodes[0].config.gossip
         yield Net(
             name="micronetwork", topic=topic, nodes=nodes, subs=subs,
-            config={"NodeConfig": ("defaults (seed per node) except P6 whitelist "
-                                  f"{sorted(LOOPBACK_WHITELIST)}"), "d": g.d, "d_lo": g.d_lo,
+            config={"NodeConfig": "defaults (seed per node)", "d": g.d, "d_lo": g.d_lo,
                     "d_hi": g.d_hi, "heartbeat_interval": g.heartbeat_interval,
                     "flood_publish": g.flood_publish, "protocols": list(g.protocols),
                     "scoring": g.score is not None, "signing": "on (strict)",

@@ -10,6 +10,7 @@ negative. Topics with a known rate should set P3 explicitly (see ``TopicScorePar
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,13 @@ def _zero(peer: PeerId) -> float:
     return 0.0
 
 
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class PeerScoreParams:
     """Peer score parameters: per-topic P1-P4, then P5 (application), P6 (IP), P7 (behaviour).
@@ -105,6 +113,9 @@ class PeerScoreParams:
     ip_colocation_factor_weight: float = -10.0
     ip_colocation_factor_threshold: int = 10
     ip_colocation_factor_whitelist: frozenset[str] = frozenset()
+    # Loopback peers are processes on this machine (tests, demos, a local network); counting
+    # them as Sybils graylists every local network of more than ``threshold`` + 8 nodes.
+    ip_colocation_exempt_loopback: bool = True
     behaviour_penalty_weight: float = -1.0
     behaviour_penalty_threshold: float = 2.0
     behaviour_penalty_decay: float = 0.99
@@ -120,6 +131,12 @@ class PeerScoreParams:
 
     def topic(self, topic: str) -> TopicScoreParams | None:
         return self.topics.get(topic, self.default_topic)
+
+    def ip_scored(self, ip: str) -> bool:
+        """Whether P6 counts ``ip`` (not whitelisted, not loopback when that is exempt)."""
+        if ip in self.ip_colocation_factor_whitelist:
+            return False
+        return not (self.ip_colocation_exempt_loopback and _is_loopback(ip))
 
 
 @dataclass(frozen=True, slots=True)

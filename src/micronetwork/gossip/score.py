@@ -250,7 +250,7 @@ class PeerScore:
         if p.topic_score_cap > 0 and total > p.topic_score_cap:
             total = p.topic_score_cap
         total += p.app_specific_score(peer) * p.app_specific_weight
-        if st.ip is not None and st.ip not in p.ip_colocation_factor_whitelist:
+        if st.ip is not None and p.ip_scored(st.ip):
             surplus = len(self._ips.get(st.ip, ())) - p.ip_colocation_factor_threshold
             if surplus > 0:
                 total += surplus * surplus * p.ip_colocation_factor_weight

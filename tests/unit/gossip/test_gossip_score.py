@@ -126,6 +126,23 @@ def test_p5_p6_p7_and_topic_cap() -> None:
     assert s.score(B, params.retain_score + 1) > -1.0 - 2.0 * 4
 
 
+def test_p6_exempts_loopback_and_whitelist_by_default() -> None:
+    params = PeerScoreParams(ip_colocation_factor_weight=-1.0, ip_colocation_factor_threshold=1,
+                             ip_colocation_factor_whitelist=frozenset({"10.9.9.9"}))
+    s = PeerScore(params)
+    for peer, ip in ((A, "127.0.0.1"), (B, "127.0.0.1"), (C, "::1")):
+        s.add_peer(peer, ip)
+    assert s.score(A, 0.0) == 0.0  # three local processes are not Sybils
+    strict = PeerScore(PeerScoreParams(ip_colocation_factor_weight=-1.0,
+                                       ip_colocation_factor_threshold=1,
+                                       ip_colocation_exempt_loopback=False))
+    strict.add_peer(A, "127.0.0.1")
+    strict.add_peer(B, "127.0.0.1")
+    assert strict.score(A, 0.0) == pytest.approx(-1.0)
+    assert not params.ip_scored("10.9.9.9") and params.ip_scored("10.0.0.1")
+    assert params.ip_scored("not an ip")
+
+
 def test_params_are_checked() -> None:
     with pytest.raises(ConfigError):
         TopicScoreParams(invalid_message_deliveries_weight=1.0)
