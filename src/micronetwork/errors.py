@@ -17,24 +17,42 @@ libraries underneath (py-libp2p, trio, OS) are converted at the boundary (the ho
     │   ├── PeerNotFoundError      a lookup ended without finding the peer
     │   └── RecordNotFoundError    a lookup ended without finding a value / providers
     ├── RequestTimeout         a request to a peer got no answer before its deadline
-    └── NodeClosedError        the node was closed (or not yet started) when it was used
+    │   └── DeadlineExceeded       an RPC call's deadline passed (either side)
+    ├── NodeClosedError        the node was closed (or not yet started) when it was used
+    └── ServiceError           calling or serving a service failed
+        ├── ServiceNotFound        no registration of that name (and version range) is known
+        ├── NoInstanceReachable    every instance of the service failed to answer
+        ├── RemoteError            the handler raised: carries ``code``, ``message``, ``details``
+        ├── BadRequest             a request or response does not match the endpoint's schema
+        ├── MessageTooLarge        an RPC message is over the size limit (either side)
+        ├── CallCancelled          the other side cancelled the call (or the stream broke)
+        └── SchemaError            a handler's type hints cannot be described as a schema
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BadRequest",
+    "CallCancelled",
     "ConfigError",
+    "DeadlineExceeded",
     "DialError",
     "IdentityError",
     "LocalProtocolError",
+    "MessageTooLarge",
     "MicronetworkError",
     "NetworkError",
+    "NoInstanceReachable",
     "NodeClosedError",
     "PeerNotFoundError",
     "ProtocolError",
     "RecordNotFoundError",
     "RemoteProtocolError",
+    "RemoteError",
     "RequestTimeout",
+    "SchemaError",
+    "ServiceError",
+    "ServiceNotFound",
     "SignatureError",
     "ValidationError",
 ]
@@ -97,3 +115,46 @@ class RequestTimeout(MicronetworkError, TimeoutError):
 
 class NodeClosedError(MicronetworkError):
     """The node was used after ``close()`` (or before it started)."""
+
+
+class DeadlineExceeded(RequestTimeout):
+    """An RPC call's deadline passed; the server side stops the handler when it hears of it."""
+
+
+class ServiceError(MicronetworkError):
+    """Calling or serving a service failed."""
+
+
+class ServiceNotFound(ServiceError, LookupError):
+    """No registration of the service (within the version range asked for) is known."""
+
+
+class NoInstanceReachable(ServiceError, NetworkError):
+    """Every known instance of the service failed (unreachable, or failed on every retry)."""
+
+
+class RemoteError(ServiceError):
+    """The remote handler failed: ``code`` (a short machine-readable string), ``message`` and
+    optional ``details`` (CBOR-able), as the server sent them."""
+
+    def __init__(self, code: str, message: str, details: object = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class BadRequest(ServiceError, ValueError):
+    """A request (or response) does not match the endpoint's schema; the message says where."""
+
+
+class MessageTooLarge(ServiceError):
+    """An RPC message is over the size limit; raised before sending, or reported by the peer."""
+
+
+class CallCancelled(ServiceError):
+    """The other side cancelled the call, or its stream broke before the call ended."""
+
+
+class SchemaError(ServiceError, TypeError):
+    """A handler's type hints cannot be described as a schema (raised when it is declared)."""
