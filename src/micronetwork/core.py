@@ -9,6 +9,10 @@ protocol live here:
   from a peer's stream is ``on_stream_message``; the core answers with ``Send`` commands that
   the driver writes on its own outbound stream to that peer.
 
+* the registry (``/micronetwork/registry/1.0.0`` requests, and gossip topics under
+  ``/micronetwork/registry/1/``): NodeCore hands it the gossip messages of those topics (they
+  never reach the application) and lends it gossip and the DHT through ``_Ports``.
+
 Connection events go to every core. ``drain()`` returns the commands of all cores;
 ``next_deadline()`` is the earliest of theirs, and ``on_timer`` lets each core act on its own.
 """
@@ -19,12 +23,14 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from .commands import Command
+from .commands import Command, Emit
 from .gossip import GossipConfig, GossipCore
 from .gossip.commands import Send
 from .identity.keys import KeyPair
 from .identity.peerid import PeerId
+from .gossip.events import Message
 from .kademlia import KademliaConfig, KademliaCore
+from .registry import RegistryConfig, RegistryCore
 
 __all__ = ["NodeCore"]
 
@@ -39,8 +45,11 @@ class NodeCore:
         rng: random.Random,
         now: float,
         local_addrs: tuple[bytes, ...] = (),
+        registry: RegistryConfig | None = None,
+        seq_base: int = 0,
     ) -> None:
         self.local_id = key.peer_id
+        self._now = now  # the latest input's time (drain() hands it to the registry)
         self.kad = KademliaCore(
             key.peer_id,
             config=kademlia,
@@ -51,14 +60,21 @@ class NodeCore:
         self.gossip = GossipCore(
             key, config=gossip or GossipConfig(), rng=random.Random(rng.getrandbits(64)), now=now
         )
-        self._requests: dict[str, Any] = {kademlia.protocol_id: self.kad}
+        self.registry = RegistryCore(
+            key, _Ports(self), config=registry, seq_base=seq_base, now=now
+        )
+        self._requests: dict[str, Any] = {
+            kademlia.protocol_id: self.kad,
+            self.registry.config.protocol_id: self.registry,
+        }
         self._streams: dict[str, Any] = {p: self.gossip for p in self.gossip.config.protocols}
 
     @property
     def protocols(self) -> list[str]:
-        """Request/response protocols this node serves (a client-mode DHT serves none)."""
+        """Request/response protocols this node serves (a client-mode DHT does not serve
+        the DHT protocol)."""
         if self.kad.config.mode == "client":
-            return []
+            return [p for p in self._requests if p != self.kad.config.protocol_id]
         return list(self._requests)
 
     @property
@@ -76,8 +92,9 @@ class NodeCore:
         size: int = core.config.max_message_size
         return size
 
-    def set_local_addrs(self, addrs: tuple[bytes, ...]) -> None:
+    def set_local_addrs(self, addrs: tuple[bytes, ...], now: float = 0.0) -> None:
         self.kad.local_addrs = addrs
+        self.registry.set_addrs(addrs, now)
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -90,28 +107,35 @@ class NodeCore:
         outbound: bool = False,
         ip: str | None = None,
     ) -> None:
+        self._now = now
         protocols = list(protocols)
         self.kad.on_peer_identified(peer, addrs, protocols, now)
         self.gossip.on_peer_connected(peer, protocols, outbound, now, ip)
 
     def on_peer_disconnected(self, peer: PeerId, now: float) -> None:
+        self._now = now
         self.kad.on_peer_disconnected(peer, now)
         self.gossip.on_peer_disconnected(peer, now)
 
     def on_request(self, peer: PeerId, protocol: str, token: int, data: Any, now: float) -> None:
+        self._now = now
         self._requests[protocol].on_request(peer, token, data, now)
 
     def on_stream_opened(self, peer: PeerId, protocol: str, now: float) -> None:
         """A peer opened a long-lived stream: it speaks ``protocol`` even if identify is late."""
+        self._now = now
         self._streams[protocol].on_peer_connected(peer, [protocol], False, now)
 
     def on_stream_message(self, peer: PeerId, protocol: str, data: Any, now: float) -> None:
+        self._now = now
         self._streams[protocol].on_rpc(peer, data, now)
 
     def on_send_dropped(self, cmd: Send, now: float) -> None:
+        self._now = now
         self._streams[cmd.protocol].on_send_dropped(cmd.peer, cmd.message, now)
 
     def on_bad_message(self, peer: PeerId, protocol: str, reason: str, now: float) -> None:
+        self._now = now
         core = self._requests.get(protocol)
         if core is not None:
             core.on_bad_message(peer, reason, now)
@@ -121,15 +145,18 @@ class NodeCore:
     def on_response(
         self, peer: PeerId, protocol: str, request_id: int, data: Any, now: float
     ) -> None:
+        self._now = now
         self._requests[protocol].on_response(peer, request_id, data, now)
 
     def on_request_failed(
         self, peer: PeerId, protocol: str, request_id: int, reason: str, now: float
     ) -> None:
+        self._now = now
         self._requests[protocol].on_request_failed(peer, request_id, reason, now)
 
     def on_timer(self, now: float) -> None:
-        for core in (self.kad, self.gossip):
+        self._now = now
+        for core in (self.kad, self.gossip, self.registry):
             deadline = core.next_deadline()
             if deadline is not None and deadline <= now:
                 core.on_timer(now)
@@ -137,10 +164,49 @@ class NodeCore:
     # -- outputs --------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.kad.next_deadline(), self.gossip.next_deadline()) if d]
+        cores = (self.kad, self.gossip, self.registry)
+        deadlines = [d for d in (c.next_deadline() for c in cores) if d is not None]
         return min(deadlines) if deadlines else None
 
-    def drain(self) -> list[Command | Send]:
-        out: list[Command | Send] = list(self.kad.drain())
-        out.extend(self.gossip.drain())
-        return out
+    def drain(self, now: float | None = None) -> list[Command | Send]:
+        """Every core's commands. Gossip messages of registry topics go to the registry
+        (which may publish in turn), so this loops until the cores are quiet."""
+        out: list[Command | Send] = []
+        while True:
+            batch: list[Command | Send] = [*self.kad.drain(), *self.registry.drain()]
+            for cmd in self.gossip.drain():
+                if (
+                    isinstance(cmd, Emit)
+                    and isinstance(cmd.event, Message)
+                    and self.registry.is_registry_topic(cmd.event.topic)
+                ):
+                    self.registry.on_message(cmd.event, self._now if now is None else now)
+                else:
+                    batch.append(cmd)
+            if not batch:
+                return out
+            out.extend(batch)
+
+
+class _Ports:
+    """The registry's view of gossip and the DHT (synchronous calls into the other cores)."""
+
+    def __init__(self, node: NodeCore) -> None:
+        self._node = node
+
+    def publish(self, topic: str, data: bytes, now: float) -> None:
+        self._node.gossip.publish(topic, data, now)
+
+    def subscribe(self, topic: str, now: float) -> None:
+        self._node.gossip.set_validator(topic, self._node.registry.validate)
+        self._node.gossip.subscribe(topic, now)
+
+    def unsubscribe(self, topic: str, now: float) -> None:
+        self._node.gossip.unsubscribe(topic, now)
+        self._node.gossip.remove_validator(topic)
+
+    def provide(self, key: bytes, now: float) -> None:
+        self._node.kad.provide(key, now)
+
+    def stop_providing(self, key: bytes) -> None:
+        self._node.kad.stop_providing(key)

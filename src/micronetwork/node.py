@@ -182,7 +182,7 @@ class Node:
                 )
             except Exception:
                 addrs.append(ma)
-        self._core.set_local_addrs(tuple(a.to_bytes() for a in addrs))
+        self._core.set_local_addrs(tuple(a.to_bytes() for a in addrs), trio.current_time())
         self._driver.attach(nursery)
         self._started = True
 
