@@ -26,9 +26,9 @@ from typing import Any
 from .commands import Command, Emit
 from .gossip import GossipConfig, GossipCore
 from .gossip.commands import Send
+from .gossip.events import Message
 from .identity.keys import KeyPair
 from .identity.peerid import PeerId
-from .gossip.events import Message
 from .kademlia import KademliaConfig, KademliaCore
 from .registry import RegistryConfig, RegistryCore
 
