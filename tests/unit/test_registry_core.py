@@ -188,6 +188,7 @@ def test_fetch_from_provider_and_list_catalog() -> None:
     # list
     rid = b.list_from(a.local_id, (), 1.0)
     (req,) = b.drain()
+    assert isinstance(req, Request)
     a.on_request(b.local_id, 8, b.encode(req.message), 1.0)
     (resp,) = a.drain()
     assert isinstance(resp, Respond)
