@@ -17,6 +17,7 @@ import multiaddr
 from .errors import ConfigError
 from .gossip.config import GossipConfig
 from .kademlia.config import DEFAULT_PROTOCOL, IPFS_PROTOCOL, KademliaConfig
+from .registry.config import RegistryConfig
 
 __all__ = [
     "DEFAULT_PROTOCOL",
@@ -24,6 +25,7 @@ __all__ = [
     "IPFS_PROTOCOL",
     "KademliaConfig",
     "NodeConfig",
+    "RegistryConfig",
     "Role",
 ]
 
@@ -57,6 +59,7 @@ class NodeConfig:
     key_seed: bytes | None = None  # 32 bytes: a deterministic key (tests); beats key_file
     kademlia: KademliaConfig = field(default_factory=KademliaConfig)
     gossip: GossipConfig = field(default_factory=GossipConfig)
+    registry: RegistryConfig | None = None  # None: the role's defaults (registry_config())
     dial_timeout: float = 5.0
     stream_idle_timeout: float = 60.0
     seed: int | None = None  # seeds the cores' RNG; None: from os.urandom
@@ -92,6 +95,15 @@ class NodeConfig:
         """Peer defaults: DHT server (reachable on loopback); pass a client-mode KademliaConfig
         for a node that others cannot dial."""
         return cls(role="peer", **overrides)
+
+    def registry_config(self) -> RegistryConfig:
+        """The registry settings in force: ``registry`` if given, else the role's defaults
+        (super nodes keep a large catalog and hear every catalog announcement)."""
+        if self.registry is not None:
+            return self.registry
+        if self.role == "super":
+            return RegistryConfig(catalog_subscribe=True, catalog_size=16384)
+        return RegistryConfig()
 
     def replace(self, **changes: Any) -> NodeConfig:
         return dataclasses.replace(self, **changes)

@@ -198,7 +198,7 @@ class _Ports:
         self._node.gossip.publish(topic, data, now)
 
     def subscribe(self, topic: str, now: float) -> None:
-        self._node.gossip.set_validator(topic, self._node.registry.validate)
+        self._node.gossip.set_validator(topic, lambda m: self._node.registry.validate(m))
         self._node.gossip.subscribe(topic, now)
 
     def unsubscribe(self, topic: str, now: float) -> None:

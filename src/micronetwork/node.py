@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from .host.driver import HostDriver, to_libp2p_id
 from .identity.keys import KeyPair, load_or_create_key
 from .identity.peerid import PeerId
 from .kademlia import PeerAdded, PeerInfo, PeerRemoved, QueryFinished
+from .registry import FetchFinished, ServiceEvent
+from .service.registry import Registry
 
 __all__ = ["Node", "Peer", "RoutingEntry"]
 
@@ -128,6 +131,7 @@ class Node:
             dial_timeout=config.dial_timeout,
             stream_idle_timeout=config.stream_idle_timeout,
         )
+        self.registry = Registry(self)
         self._waiters: dict[int, _Waiter] = {}
         self._topic_subscribers: dict[str, list[_Subscription]] = {}
         self._subscribers: list[trio.MemorySendChannel[Any]] = []
@@ -161,6 +165,8 @@ class Node:
             gossip=config.gossip,
             rng=random.Random(seed),
             now=trio.current_time(),
+            registry=config.registry_config(),
+            seq_base=int(time.time() * 1000),
         )
         node = cls(config, key, host, core)
         async with host.run(listen_addrs=listen):
@@ -170,6 +176,9 @@ class Node:
                     await node._bootstrap_from_config()
                     yield node
                 finally:
+                    with trio.move_on_after(1.0) as scope:
+                        scope.shield = True
+                        await node._withdraw_services()
                     node._shutdown()
                     nursery.cancel_scope.cancel()
 
@@ -197,10 +206,21 @@ class Node:
             except (RequestTimeout, PeerNotFoundError):
                 pass  # the core retries while its table is empty
 
+    async def _withdraw_services(self) -> None:
+        """A graceful stop withdraws this node's registrations at once (watchers delete the
+        instances instead of waiting for the TTL); waits, bounded by the caller, until the
+        gossip send queues have been written."""
+        if self._closed or not self._started or not self._core.registry.local:
+            return
+        self._core.registry.deregister_all(self._driver.now())
+        self._driver.pump()
+        await self._driver.flush()
+
     def _shutdown(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self.registry.close()
         self._driver.close()
         for w in self._waiters.values():
             w.event.set()
@@ -212,6 +232,8 @@ class Node:
 
     async def close(self) -> None:
         """Stop serving and close every connection (also done when ``open`` exits)."""
+        with trio.move_on_after(1.0):
+            await self._withdraw_services()
         self._shutdown()
         await trio.lowlevel.checkpoint()
 
@@ -259,6 +281,9 @@ class Node:
         if isinstance(event, Message):
             for sub in self._topic_subscribers.get(event.topic, ()):
                 sub.deliver(event)
+            return
+        if isinstance(event, FetchFinished | ServiceEvent):
+            self.registry.on_event(event)
             return
         if isinstance(event, QueryFinished):
             w = self._waiters.get(event.query_id)

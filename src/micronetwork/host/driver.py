@@ -481,6 +481,16 @@ class HostDriver:
                 with trio.CancelScope(shield=True):
                     await _close(stream)
 
+    async def flush(self, poll: float = 0.005) -> None:
+        """Return once every gossip send queue is empty and its last write has finished
+        (callers bound it with a timeout; used to get withdrawals out before closing)."""
+        while True:
+            busy = [s for s in self._senders.values() if s.statistics().current_buffer_used]
+            if not busy:
+                break
+            await trio.sleep(poll)
+        await trio.sleep(poll)  # the last dequeued batch's write
+
     def _make_stream_handler(self, protocol: str) -> Callable[[INetStream], Any]:
         async def handler(stream: INetStream) -> None:
             await self._serve_long_stream(protocol, stream)
