@@ -43,7 +43,11 @@ from .identity.keys import KeyPair, load_or_create_key
 from .identity.peerid import PeerId
 from .kademlia import PeerAdded, PeerInfo, PeerRemoved, QueryFinished
 from .registry import FetchFinished, ServiceEvent
+from .rpc import RpcTransport
+from .service.client import Client
 from .service.registry import Registry
+from .service.server import Server
+from .service.service import Service
 
 __all__ = ["Node", "Peer", "RoutingEntry"]
 
@@ -132,6 +136,9 @@ class Node:
             stream_idle_timeout=config.stream_idle_timeout,
         )
         self.registry = Registry(self)
+        self.server = Server()
+        self._rpc = RpcTransport(host, handler=self.server.handle)
+        self.client = Client(self)
         self._waiters: dict[int, _Waiter] = {}
         self._topic_subscribers: dict[str, list[_Subscription]] = {}
         self._subscribers: list[trio.MemorySendChannel[Any]] = []
@@ -193,6 +200,7 @@ class Node:
                 addrs.append(ma)
         self._core.set_local_addrs(tuple(a.to_bytes() for a in addrs), trio.current_time())
         self._driver.attach(nursery)
+        self._rpc.attach(nursery)
         self._started = True
 
     async def _bootstrap_from_config(self) -> None:
@@ -273,6 +281,8 @@ class Node:
         out = dict(self._core.kad.counters)
         out.update({f"gossip_{k}": v for k, v in self._core.gossip.counters.items()})
         out.update({f"driver_{k}": v for k, v in self._driver.counters.items()})
+        out.update({f"registry_{k}": v for k, v in self._core.registry.counters.items()})
+        out.update({f"rpc_{k}": v for k, v in self._rpc.stats().items()})
         return out
 
     # -- events ---------------------------------------------------------------------------------
@@ -442,6 +452,30 @@ class Node:
         except trio.TooSlowError as exc:
             raise RequestTimeout(f"connecting to {peer} took over {timeout} s") from exc
         return peer
+
+    # -- services -------------------------------------------------------------------------------
+
+    async def serve(self, service: Service) -> None:
+        """Serve ``service``: its endpoints answer RPC calls from now on, and its signed
+        registration is announced (gossip) and provided (DHT) until ``unserve`` or close,
+        re-announced every ``registry.announce_interval``."""
+        self._check_open()
+        self.server.add(service)
+        try:
+            self._core.registry.register(service.describe(), self._driver.now())
+        except Exception:
+            self.server.remove(service.name)
+            raise
+        self._driver.pump()
+        await trio.lowlevel.checkpoint()
+
+    async def unserve(self, name: str) -> None:
+        """Stop serving ``name``; watchers delete this instance at once."""
+        self._check_open()
+        self._core.registry.deregister(name, self._driver.now())
+        self.server.remove(name)
+        self._driver.pump()
+        await trio.lowlevel.checkpoint()
 
     # -- gossip (pub/sub) ------------------------------------------------------------------------
 

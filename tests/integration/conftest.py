@@ -20,8 +20,10 @@ class Cluster:
         self.nursery = nursery
         self.procs: list[JsonProcess] = []
 
-    async def start(self, role: str, *bootstrap: str) -> JsonProcess:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+    async def start(
+        self, role: str, *bootstrap: str, env_extra: dict[str, str] | None = None
+    ) -> JsonProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
         node = await JsonProcess.start(
             self.nursery, [sys.executable, str(SCRIPT), role, *bootstrap], env=env
         )

@@ -8,6 +8,7 @@ command answer (``{"id": N, "ok": ..., ...}``) and per peer event
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -15,6 +16,26 @@ import trio
 
 from micronetwork import Node, NodeConfig, PeerAdded, PeerRemoved
 from micronetwork.errors import MicronetworkError
+from micronetwork.registry import RegistryConfig
+from micronetwork.service import CallContext, Service
+
+# Short registry timings so expiry tests take seconds (MN_TEST_TTL / MN_TEST_ANNOUNCE).
+TTL = float(os.environ.get("MN_TEST_TTL", "20"))
+ANNOUNCE = float(os.environ.get("MN_TEST_ANNOUNCE", "10"))
+
+
+def echo_service(version: str) -> Service:
+    svc = Service("echo", version=version)
+
+    @svc.endpoint(idempotent=True)
+    async def echo(text: str, ctx: CallContext) -> dict[str, str]:
+        """Answer with the text and who answered."""
+        return {"text": text, "by": NODE_ID[0]}
+
+    return svc
+
+
+NODE_ID = [""]
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -47,6 +68,15 @@ async def handle(node: Node, cmd: dict[str, Any]) -> dict[str, Any]:
         return {"peers": [str(e.peer_id) for e in node.routing_table()]}
     if op == "stats":
         return {"stats": node.stats()}
+    if op == "serve":
+        await node.serve(echo_service(cmd.get("version", "1.0.0")))
+        return {}
+    if op == "services_get":
+        found = await node.registry.get(cmd["name"], cmd.get("version"))
+        return {"instances": [str(i.peer) for i in found]}
+    if op == "call":
+        answer = await node.client.call(cmd["service"], cmd["endpoint"], cmd.get("body"))
+        return {"answer": answer}
     raise ValueError(f"unknown command {op}")
 
 
@@ -54,7 +84,10 @@ async def main() -> None:
     role = sys.argv[1]
     bootstrap = tuple(sys.argv[2:])
     factory = NodeConfig.super_node if role == "super" else NodeConfig.peer
-    async with Node.open(factory(bootstrap=bootstrap)) as node:
+    registry = RegistryConfig(ttl=TTL, announce_interval=ANNOUNCE,
+                              catalog_subscribe=role == "super")
+    async with Node.open(factory(bootstrap=bootstrap, registry=registry)) as node:
+        NODE_ID[0] = str(node.peer_id)
         node.on_peer_event(on_event)
         emit({"event": "ready", "peer_id": str(node.peer_id), "addrs": node.addrs})
         stdin = trio.wrap_file(sys.stdin)
