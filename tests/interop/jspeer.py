@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,8 @@ class JsPeer:
         self._ids = itertools.count(1)
         self._waiting: dict[int, trio.MemorySendChannel[dict[str, Any]]] = {}
         self._exited = trio.Event()
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # unsolicited lines: pubsub events
+        self._new_event = trio.Event()
 
     @classmethod
     async def start(
@@ -116,8 +118,11 @@ class JsPeer:
                         self._waiting.pop(msg["id"]).send_nowait(msg)
                     else:
                         self.events.append(msg)
+                        self._new_event.set()
+                        self._new_event = trio.Event()
         finally:
             self._exited.set()
+            self._new_event.set()
             for chan in self._waiting.values():
                 chan.close()
         if not started:
@@ -153,6 +158,26 @@ class JsPeer:
         if not answer.get("ok"):
             raise JsPeerError(f"{cmd} {args}: {answer.get('error')}\nlog:\n{self.log_tail()}")
         return answer
+
+    async def wait_event(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15, start: int = 0
+    ) -> dict[str, Any]:
+        """The first event from ``self.events[start:]`` that matches ``predicate``, waiting for
+        new events as they are printed (no polling); :class:`JsPeerError` on timeout."""
+        seen = start
+        with trio.move_on_after(timeout):
+            while True:
+                for event in self.events[seen:]:
+                    if predicate(event):
+                        return event
+                seen = len(self.events)
+                if self._exited.is_set():
+                    break
+                await self._new_event.wait()
+        raise JsPeerError(
+            f"no matching event within {timeout} s; events: {self.events[start:][-10:]}\n"
+            f"log:\n{self.log_tail()}"
+        )
 
     async def stop(self, timeout: float = 10) -> None:
         """Ask the node to stop (closing stdin does too); kill it if it does not exit."""

@@ -26,7 +26,8 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,7 +172,9 @@ def _all_bytes(fields: Fields, num: int) -> list[bytes]:
 
 
 # Request.Type
-IDENTIFY, CONNECT, STREAM_OPEN, DHT, LIST_PEERS, DISCONNECT = 0, 1, 2, 4, 5, 7
+IDENTIFY, CONNECT, STREAM_OPEN, DHT, LIST_PEERS, DISCONNECT, PUBSUB = 0, 1, 2, 4, 5, 7, 8
+# PSRequest.Type
+PS_GET_TOPICS, PS_LIST_PEERS, PS_PUBLISH, PS_SUBSCRIBE = 0, 1, 2, 3
 # DHTRequest.Type
 FIND_PEER, FIND_PROVIDERS, GET_CLOSEST_PEERS, GET_PUBLIC_KEY = 0, 2, 3, 4
 GET_VALUE, SEARCH_VALUE, PUT_VALUE, PROVIDE = 5, 6, 7, 8
@@ -197,6 +200,54 @@ class PeerInfo:
     @property
     def addr_strs(self) -> list[str]:
         return [maddr_str(a) for a in self.addrs]
+
+
+@dataclass
+class PSMessage:
+    """A pubsub message as the daemon reports it (``PSMessage``: the message as received)."""
+
+    from_id: bytes
+    data: bytes
+    seqno: bytes
+    topics: list[str]
+    signature: bytes
+    key: bytes
+
+    @classmethod
+    def parse(cls, buf: bytes) -> PSMessage:
+        f = decode(buf)
+        return cls(_bytes(f, 1), _bytes(f, 2), _bytes(f, 3),
+                   [t.decode() for t in _all_bytes(f, 4)], _bytes(f, 5), _bytes(f, 6))
+
+    @property
+    def from_peer(self) -> str:
+        return peer_id_to_str(self.from_id)
+
+
+class PubsubSubscription:
+    """An open SUBSCRIBE on its own control connection: the daemon writes every message of
+    the topic (its own publications too) as a varint-delimited ``PSMessage``; closing the
+    connection cancels the subscription."""
+
+    def __init__(self, ctl: _Control, topic: str) -> None:
+        self._ctl = ctl
+        self.topic = topic
+        self.received: list[PSMessage] = []
+
+    async def receive(self) -> PSMessage:
+        msg = PSMessage.parse(await self._ctl.receive())
+        self.received.append(msg)
+        return msg
+
+    async def receive_matching(self, predicate: Callable[[PSMessage], bool]) -> PSMessage:
+        """The next message (earlier ones are kept in ``received``) that matches."""
+        while True:
+            msg = await self.receive()
+            if predicate(msg):
+                return msg
+
+    async def aclose(self) -> None:
+        await self._ctl.stream.aclose()
 
 
 def _peer_bytes(peer: str | bytes) -> bytes:
@@ -507,3 +558,54 @@ class Daemon:
     ) -> list[PeerInfo]:
         items = await self.dht_stream(FIND_PROVIDERS, timeout, cid=cid, count=count)
         return [PeerInfo.parse(_bytes(v, 2)) for v in items]
+
+    # -- pubsub (start the daemon with -pubsub) --
+
+    @staticmethod
+    def _ps(kind: int, topic: str | None = None, data: bytes | None = None) -> bytes:
+        return encode((1, PUBSUB), (8, encode((1, kind), (2, topic), (3, data))))
+
+    async def pubsub_topics(self, timeout: float = 10) -> list[str]:
+        """GET_TOPICS: the topics the daemon is subscribed to."""
+        f = await self.request(self._ps(PS_GET_TOPICS), timeout)
+        return [t.decode() for t in _all_bytes(decode(_bytes(f, 7)), 1)]
+
+    async def pubsub_peers(self, topic: str = "", timeout: float = 10) -> list[bytes]:
+        """LIST_PEERS: ids (bytes) of the pubsub peers subscribed to ``topic`` as the router
+        knows them (go's ``ListPeers``: its topic peers, not its mesh; "" = all pubsub peers)."""
+        f = await self.request(self._ps(PS_LIST_PEERS, topic), timeout)
+        return _all_bytes(decode(_bytes(f, 7)), 2)
+
+    async def pubsub_publish(self, topic: str, data: bytes, timeout: float = 10) -> None:
+        """PUBLISH: the daemon signs (StrictSign) and sends ``data`` on ``topic``."""
+        await self.request(self._ps(PS_PUBLISH, topic, data), timeout)
+
+    @asynccontextmanager
+    async def pubsub_subscribe(
+        self, topic: str, timeout: float = 10
+    ) -> AsyncIterator[PubsubSubscription]:
+        """SUBSCRIBE for the duration of the block (the daemon unsubscribes when the control
+        connection closes). Bound the receives with your own timeout."""
+        with trio.fail_after(timeout):
+            ctl = await self._open()
+        try:
+            with trio.fail_after(timeout):
+                await ctl.send(self._ps(PS_SUBSCRIBE, topic))
+                self._check(await ctl.receive())
+            yield PubsubSubscription(ctl, topic)
+        finally:
+            with trio.CancelScope(shield=True):
+                await ctl.stream.aclose()
+
+    async def wait_pubsub_peers(
+        self, topic: str, peers: Sequence[str | bytes], timeout: float = 15, poll: float = 0.02
+    ) -> list[bytes]:
+        """Until LIST_PEERS for ``topic`` holds every peer in ``peers``. The control API reports
+        no subscription changes, so this polls (every ``poll`` s, bounded by ``timeout``)."""
+        wanted = [_peer_bytes(p) for p in peers]
+        with trio.fail_after(timeout):
+            while True:
+                have = await self.pubsub_peers(topic)
+                if all(p in have for p in wanted):
+                    return have
+                await trio.sleep(poll)

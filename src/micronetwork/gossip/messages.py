@@ -8,6 +8,7 @@ its single entry (more than one is rejected by the wire codec).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PubMessage",
     "RPC",
     "SubOpts",
+    "merge_controls",
 ]
 
 
@@ -88,6 +90,23 @@ class Control:
 
     def __bool__(self) -> bool:
         return bool(self.ihave or self.iwant or self.graft or self.prune or self.idontwant)
+
+
+def merge_controls(controls: Iterable[Control]) -> Control:
+    """One ``Control`` holding every entry of ``controls``, in order (what protobuf's merge of
+    their encodings means; not every decoder merges, see :mod:`micronetwork.host.driver`)."""
+    ihave: list[IHave] = []
+    iwant: list[IWant] = []
+    graft: list[Graft] = []
+    prune: list[Prune] = []
+    idontwant: list[IDontWant] = []
+    for c in controls:
+        ihave += c.ihave
+        iwant += c.iwant
+        graft += c.graft
+        prune += c.prune
+        idontwant += c.idontwant
+    return Control(tuple(ihave), tuple(iwant), tuple(graft), tuple(prune), tuple(idontwant))
 
 
 @dataclass(frozen=True, slots=True)

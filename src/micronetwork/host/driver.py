@@ -44,9 +44,10 @@ from ..core import NodeCore
 from ..errors import DialError, RemoteProtocolError
 from ..framing import FrameDecoder, encode_frame
 from ..gossip.commands import Send
+from ..gossip.messages import RPC, merge_controls
 from ..identity.peerid import PeerId
 
-__all__ = ["HostDriver"]
+__all__ = ["HostDriver", "coalesce_rpcs"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,32 @@ def to_libp2p_id(peer: PeerId) -> ID:
 
 def from_libp2p_id(peer: ID) -> PeerId:
     return PeerId(peer.to_bytes())
+
+
+def coalesce_rpcs(items: list[tuple[Send, bytes]], encode: Callable[[RPC], bytes]) -> bytes:
+    """One frame body for RPCs queued to one peer: ``items`` are (command, its encoding).
+
+    Protobuf decodes concatenated encodings as their merge: repeated fields (subscriptions,
+    messages) append, and so would the singular ``control`` field, merged field by field. But
+    not every gossipsub decoder merges: js-libp2p-gossipsub's (protons) keeps only the *last*
+    ``control`` of a frame, so a burst of GRAFTs (one per topic subscribed), IHAVEs or IDONTWANTs
+    lost all but one. So the frame carries at most one ``control``: the RPCs without one are
+    concatenated as encoded, and the controls are merged here and encoded once, at the end (a
+    receiver handles a frame's subscriptions, then its messages, then its control, whatever the
+    order of the fields).
+    """
+    controls = [cmd.message.control for cmd, _ in items if cmd.message.control]
+    if len(controls) < 2:
+        return b"".join(body for _, body in items)
+    parts = []
+    for cmd, body in items:
+        rpc = cmd.message
+        if not rpc.control:
+            parts.append(body)
+        elif rpc.subscriptions or rpc.publish:
+            parts.append(encode(RPC(subscriptions=rpc.subscriptions, publish=rpc.publish)))
+    parts.append(encode(RPC(control=merge_controls(controls))))
+    return b"".join(parts)
 
 
 class _Slot:
@@ -423,13 +450,19 @@ class HostDriver:
 
         Whatever queued up while the last write was in flight goes out in one write, as one
         frame: serialized protobuf messages of the same type concatenate into their merge (the
-        repeated fields of an RPC append), so N queued RPCs become one RPC. With py-libp2p each
+        repeated fields of an RPC append; the controls are merged by :func:`coalesce_rpcs`),
+        so N queued RPCs become one RPC. With py-libp2p each
         write costs a yamux frame, a Noise encryption and many scheduler passes, and each frame
         a decode at the receiver: coalescing is what keeps the CPU per message low under load.
         """
         stream: INetStream | None = None
         batch: list[Send] = []
         carry: tuple[Send, bytes] | None = None
+        protocol = ""
+
+        def encode(rpc: RPC) -> bytes:
+            return self.core.encode(protocol, rpc)
+
         try:
             async with recv:
                 while True:
@@ -440,7 +473,8 @@ class HostDriver:
                             cmd, body = await recv.receive()
                         except trio.EndOfChannel:
                             break
-                    batch, bodies, size = [cmd], [body], len(body)
+                    items, size = [(cmd, body)], len(body)
+                    batch, protocol = [cmd], cmd.protocol
                     max_size = self.core.max_message_size(cmd.protocol)
                     limit = min(_MAX_MERGED, max_size)
                     while size < limit:
@@ -452,14 +486,14 @@ class HostDriver:
                             carry = more
                             break
                         batch.append(more[0])
-                        bodies.append(more[1])
+                        items.append(more)
                         size += len(more[1])
                     if stream is None:
                         await self.ensure_connected(cmd.peer, ())
                         stream = await self.host.new_stream(to_libp2p_id(peer), [cmd.protocol])
-                    await stream.write(encode_frame(b"".join(bodies), max_size))
+                    await stream.write(encode_frame(coalesce_rpcs(items, encode), max_size))
                     self.counters["stream_writes"] += 1
-                    self.counters["stream_rpcs"] += len(bodies)
+                    self.counters["stream_rpcs"] += len(items)
                     batch = []
         except Exception as exc:
             log.debug("gossip stream to %s broke: %s", peer.short(), exc)

@@ -2,7 +2,7 @@
 //
 //   node peer.mjs ['{"listen": "/ip4/127.0.0.1/tcp/0", "protocol": "/micronetwork/kad/1.0.0",
 //                    "seed": "<64 hex chars>", "private_key": "<hex libp2p PrivateKey protobuf>",
-//                    "client_mode": false}']
+//                    "client_mode": false, "gossipsub": {...}}']
 //
 // Every config field is optional (defaults shown; no seed/private_key = a fresh Ed25519 key).
 // Once listening it prints one line {"event":"ready","peer_id":...,"addrs":[...],...}, then
@@ -12,11 +12,18 @@
 //
 // Byte strings (keys, values) are hex. Peer ids are base58 strings, addresses multiaddr strings.
 // Every network command takes an optional "timeout_ms" (default 15000).
+//
+// With a "gossipsub" object in the config the node also runs @chainsafe/libp2p-gossipsub (as
+// services.pubsub; StrictSign, emitSelf). Its options pass through, plus "msg_id": "go" for
+// go-libp2p's message id (from + seqno) instead of js's default (public key protobuf + seqno).
+// Pubsub activity is printed as events: {"event":"message",...} for every message delivered to
+// a subscribed topic (ours too), "subscription-change", "graft", "prune".
 import './polyfill.mjs' // must come before libp2p: defines Promise.withResolvers on Node 20
 import { createInterface } from 'node:readline'
+import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { generateKeyPairFromSeed, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { generateKeyPairFromSeed, privateKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -37,6 +44,7 @@ const unhex = (s) => {
   if (typeof s !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(s)) throw new Error(`not hex: ${s}`)
   return new Uint8Array(Buffer.from(s, 'hex'))
 }
+const seqnoBytes = (n) => unhex(n.toString(16).padStart(16, '0')) // a bigint, 8 bytes big-endian
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 const log = (...args) => process.stderr.write(`[peer.mjs] ${args.join(' ')}\n`)
 const signal = (msg) => AbortSignal.timeout(msg.timeout_ms ?? 15000)
@@ -67,12 +75,80 @@ const options = {
     })
   }
 }
+if (config.gossipsub) {
+  const { msg_id: msgIdKind, ...gossipOptions } = config.gossipsub
+  if (msgIdKind === 'go') {
+    // go-libp2p-pubsub's default message id: the author's peer id bytes + the seqno bytes.
+    gossipOptions.msgIdFn = (msg) => new Uint8Array([...msg.from.toMultihash().bytes, ...seqnoBytes(msg.sequenceNumber)])
+  }
+  options.services.pubsub = gossipsub({
+    emitSelf: true, // our own messages are reported too (with the seqno and signature we sent)
+    globalSignaturePolicy: 'StrictSign',
+    ...gossipOptions
+  })
+}
 if (config.private_key) options.privateKey = privateKeyFromProtobuf(unhex(config.private_key))
 else if (config.seed) options.privateKey = await generateKeyPairFromSeed('Ed25519', unhex(config.seed))
 
 const node = await createLibp2p(options)
 await node.start()
 const dht = node.services.dht
+const pubsub = node.services.pubsub // undefined unless config.gossipsub
+
+function pubsubOrThrow () {
+  if (pubsub == null) throw new Error('gossipsub is not enabled (start with a "gossipsub" config)')
+  return pubsub
+}
+
+// Pubsub events go to stdout as JSON lines; ids are base58 strings, bytes hex.
+if (pubsub != null) {
+  pubsub.addEventListener('gossipsub:message', (ev) => {
+    const { propagationSource, msgId, msg } = ev.detail
+    out({
+      event: 'message',
+      topic: msg.topic,
+      data: hex(msg.data),
+      from: msg.type === 'signed' ? msg.from.toString() : null,
+      seqno: msg.type === 'signed' ? hex(seqnoBytes(msg.sequenceNumber)) : null,
+      signature: msg.type === 'signed' ? hex(msg.signature) : null,
+      key: msg.type === 'signed' && msg.key != null ? hex(publicKeyToProtobuf(msg.key)) : null,
+      msg_id: hex(Buffer.from(msgId, 'base64')),
+      received_from: propagationSource.toString()
+    })
+  })
+  pubsub.addEventListener('subscription-change', (ev) => {
+    out({
+      event: 'subscription-change',
+      peer: ev.detail.peerId.toString(),
+      subscriptions: ev.detail.subscriptions.map((s) => ({ topic: s.topic, subscribe: s.subscribe }))
+    })
+  })
+  for (const kind of ['graft', 'prune']) {
+    pubsub.addEventListener(`gossipsub:${kind}`, (ev) => {
+      out({ event: kind, peer: ev.detail.peerId.toString(), topic: ev.detail.topic, direction: ev.detail.direction })
+    })
+  }
+}
+
+// Resolves once check() returns null, re-checked on the router's own events (a subscription
+// change, a GRAFT either way, a heartbeat: where its peer and mesh sets change); no polling.
+async function untilPubsub (msg, check) {
+  const ps = pubsubOrThrow()
+  if (check() == null) return
+  const names = ['subscription-change', 'gossipsub:graft', 'gossipsub:prune', 'gossipsub:heartbeat']
+  const sig = signal(msg)
+  await new Promise((resolve, reject) => {
+    const cleanup = () => {
+      for (const n of names) ps.removeEventListener(n, onEvent)
+      sig.removeEventListener('abort', onAbort)
+    }
+    // Events fire before the router updates its sets for some of them: check on the next tick.
+    const onEvent = () => setImmediate(() => { if (check() == null) { cleanup(); resolve() } })
+    const onAbort = () => { cleanup(); reject(new Error(check() ?? 'aborted')) }
+    for (const n of names) ps.addEventListener(n, onEvent)
+    sig.addEventListener('abort', onAbort)
+  })
+}
 
 // Provider records: js kad-dht takes a CID and uses cid.multihash.bytes as the DHT key (a CIDv0
 // and a CIDv1 of the same multihash share one record). As a server it parses an incoming
@@ -226,6 +302,47 @@ const commands = {
         peer: c.remotePeer.toString(), remote_addr: c.remoteAddr.toString(), direction: c.direction, status: c.status
       }))
     }
+  },
+  // -- gossipsub (config.gossipsub) --
+  async subscribe (msg) { pubsubOrThrow().subscribe(msg.topic); return { topics: pubsub.getTopics() } },
+  async unsubscribe (msg) { pubsubOrThrow().unsubscribe(msg.topic); return { topics: pubsub.getTopics() } },
+  // Sign and send; "recipients" are the peers it went to (js refuses to publish to nobody).
+  async publish (msg) {
+    const r = await pubsubOrThrow().publish(msg.topic, unhex(msg.data))
+    return { recipients: r.recipients.map(String) }
+  },
+  async topics () { return { topics: pubsubOrThrow().getTopics() } },
+  // Peers with a gossipsub stream (any topic) / subscribed to "topic" / in our mesh for "topic".
+  async pubsub_peers () { return { peers: pubsubOrThrow().getPeers().map(String) } },
+  async topic_peers (msg) { return { peers: pubsubOrThrow().getSubscribers(msg.topic).map(String) } },
+  async mesh_peers (msg) { return { peers: pubsubOrThrow().getMeshPeers(msg.topic) } },
+  // The router's score of a peer, and the protocols of the streams to it (ours) and from it.
+  async score (msg) {
+    const ps = pubsubOrThrow()
+    const peer = peerArg(msg).toString()
+    return {
+      score: ps.score.score(peer),
+      outbound_protocol: ps.streamsOutbound.get(peer)?.protocol ?? null,
+      inbound_protocol: ps.streamsInbound.get(peer)?.rawStream.protocol ?? null
+    }
+  },
+  // The message ids (hex) "peer" told us IDONTWANT about and that we still hold (js keeps them
+  // for mcacheLength heartbeats).
+  async idontwants (msg) {
+    const ids = pubsubOrThrow().idontwants.get(peerArg(msg).toString()) ?? new Map()
+    return { ids: [...ids.keys()].map((s) => hex(Buffer.from(s, 'base64'))) }
+  },
+  // Resolves once every peer in "peers" is subscribed to "topic" (and, with "mesh": true, in
+  // our mesh for it), on the router's events.
+  async wait_topic_peers (msg) {
+    const ps = pubsubOrThrow()
+    const current = () => msg.mesh ? ps.getMeshPeers(msg.topic) : ps.getSubscribers(msg.topic).map(String)
+    await untilPubsub(msg, () => {
+      const have = current()
+      const absent = (msg.peers ?? []).filter((p) => !have.includes(p))
+      return absent.length > 0 ? `${msg.mesh ? 'mesh' : 'subscribers'} of ${msg.topic} lack ${JSON.stringify(absent)} (have ${JSON.stringify(have)})` : null
+    })
+    return { peers: current() }
   },
   async stop () {
     setImmediate(() => shutdown(0))
