@@ -1,0 +1,48 @@
+"""RPC over libp2p streams: ``/micronetwork/rpc/1.0.0`` (see docs/rpc.md).
+
+:mod:`.frames` (the wire format) and :mod:`.call` (the per-call state machine) are sans-IO;
+:mod:`.transport` runs calls on a py-libp2p host with trio.
+"""
+
+from .call import Direction, Role, RpcCall
+from .client_call import ClientCall
+from .frames import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    KINDS,
+    PROTOCOL_VERSION,
+    Cancel,
+    Data,
+    End,
+    Frame,
+    FrameReader,
+    Kind,
+    Open,
+    Status,
+    decode_frame,
+    encode_frame,
+)
+from .server_call import ServerCall
+from .transport import RPC_PROTOCOL, RpcTransport
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "KINDS",
+    "PROTOCOL_VERSION",
+    "RPC_PROTOCOL",
+    "Cancel",
+    "ClientCall",
+    "Data",
+    "Direction",
+    "End",
+    "Frame",
+    "FrameReader",
+    "Kind",
+    "Open",
+    "Role",
+    "RpcCall",
+    "RpcTransport",
+    "ServerCall",
+    "Status",
+    "decode_frame",
+    "encode_frame",
+]

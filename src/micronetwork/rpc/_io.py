@@ -1,0 +1,79 @@
+"""What the client and server halves of the transport share: stream I/O with py-libp2p's
+exceptions converted, and the mapping from a Status to the error a caller sees."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import trio
+
+from ..errors import (
+    CallCancelled,
+    DeadlineExceeded,
+    MessageTooLarge,
+    MicronetworkError,
+    RemoteError,
+)
+from .frames import Status
+
+CHUNK = 64 * 1024  # bytes asked of one stream read
+ABORT_TIMEOUT = 1.0  # how long a Cancel / final Status may take to write while shutting down
+
+
+class StreamBroken(Exception):
+    """The stream was reset or failed (internal: becomes CallCancelled at the API)."""
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def read_chunk(stream: Any) -> bytes | None:
+    """The next bytes of ``stream``; None at a clean end (FIN); StreamBroken otherwise."""
+    try:
+        chunk: bytes = await stream.read(CHUNK)
+    except EOFError:
+        return None
+    except trio.Cancelled:
+        raise
+    except Exception as exc:  # py-libp2p raises many types; all mean "this stream is gone"
+        raise StreamBroken(_describe(exc)) from exc
+    return chunk or None
+
+
+async def write(stream: Any, data: bytes, counters: Counter[str]) -> None:
+    try:
+        await stream.write(data)
+    except trio.Cancelled:
+        raise
+    except Exception as exc:
+        raise StreamBroken(_describe(exc)) from exc
+    counters["bytes_sent"] += len(data)
+
+
+async def close_quietly(stream: Any) -> None:
+    """Half-close (yamux FIN): what was written is still delivered."""
+    try:
+        await stream.close()
+    except Exception:
+        pass
+
+
+async def reset_quietly(stream: Any) -> None:
+    """Reset (yamux RST). Data the peer has buffered after our FIN survives a later RST."""
+    try:
+        await stream.reset()
+    except Exception:
+        pass
+
+
+def status_error(status: Status) -> MicronetworkError:
+    """The exception a caller sees for a non-ok Status."""
+    if status.code == "deadline_exceeded":
+        return DeadlineExceeded(status.message or "the call's deadline passed at the server")
+    if status.code == "cancelled":
+        return CallCancelled(status.message or "the server cancelled the call")
+    if status.code == "message_too_large":
+        return MessageTooLarge(status.message or "a message was over the server's limit")
+    return RemoteError(status.code, status.message, status.details)
