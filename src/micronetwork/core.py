@@ -26,7 +26,7 @@ from typing import Any
 from .commands import Command, Emit
 from .gossip import GossipConfig, GossipCore
 from .gossip.commands import Send
-from .gossip.events import Message
+from .gossip.events import Message, PeerSubscribed
 from .identity.keys import KeyPair
 from .identity.peerid import PeerId
 from .kademlia import KademliaConfig, KademliaCore
@@ -181,6 +181,13 @@ class NodeCore:
                     and self.registry.is_registry_topic(cmd.event.topic)
                 ):
                     self.registry.on_message(cmd.event, self._now if now is None else now)
+                elif isinstance(cmd, Emit) and isinstance(cmd.event, PeerSubscribed):
+                    event = cmd.event
+                    if self.registry.is_registry_topic(event.topic):
+                        self.registry.on_peer_subscribed(
+                            event.peer, event.topic, self._now if now is None else now
+                        )
+                    batch.append(cmd)
                 else:
                     batch.append(cmd)
             if not batch:

@@ -176,18 +176,26 @@ class Node:
             seq_base=int(time.time() * 1000),
         )
         node = cls(config, key, host, core)
-        async with host.run(listen_addrs=listen):
-            async with trio.open_nursery() as nursery:
-                node._start(nursery)
-                try:
-                    await node._bootstrap_from_config()
-                    yield node
-                finally:
-                    with trio.move_on_after(1.0) as scope:
-                        scope.shield = True
-                        await node._withdraw_services()
-                    node._shutdown()
-                    nursery.cancel_scope.cancel()
+        try:
+            async with host.run(listen_addrs=listen):
+                async with trio.open_nursery() as nursery:
+                    node._start(nursery)
+                    try:
+                        await node._bootstrap_from_config()
+                        yield node
+                    finally:
+                        with trio.move_on_after(1.0) as scope:
+                            scope.shield = True
+                            await node._withdraw_services()
+                        node._shutdown()
+                        nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The body's own exception comes back wrapped by our nurseries; hand it to the
+            # caller as raised (``except ServiceNotFound:`` must work around ``Node.open``).
+            leaf = _single_leaf(group)
+            if leaf is None:
+                raise
+            raise leaf from leaf.__cause__
 
     def _start(self, nursery: trio.Nursery) -> None:
         addrs = []
@@ -534,6 +542,16 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.role} {self.peer_id.short()}>"
+
+
+def _single_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception inside nested one-member groups, else None."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _load_key(config: NodeConfig) -> KeyPair:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ..errors import MicronetworkError
 
-_SUBCOMMANDS = ("node", "demo", "sim")
+_SUBCOMMANDS = ("node", "demo", "sim", "services")
 
 
 def build_parser() -> argparse.ArgumentParser:

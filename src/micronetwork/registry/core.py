@@ -135,6 +135,7 @@ class RegistryCore:
         self._timers: list[tuple[float, str, str]] = []
         self._next_catalog = now + self.config.catalog_interval
         self._next_expiry: float | None = None
+        self._pushed: dict[str, float] = {}
         if self.config.catalog_subscribe:
             self._subscribe(CATALOG_TOPIC, now)
 
@@ -249,6 +250,31 @@ class RegistryCore:
             if live:
                 out.append((name, entry.version, live))
         return sorted(out)
+
+    def on_peer_subscribed(self, peer: PeerId, topic: str, now: float) -> None:
+        """A peer joined a topic we announce on: announce to it soon (at most once a second
+        per topic), instead of leaving it to wait for the next interval."""
+        if topic == CATALOG_TOPIC:
+            wanted = bool(self.local)
+        else:
+            wanted = topic.startswith(TOPIC_PREFIX) and topic[len(TOPIC_PREFIX):] in self.local
+        if not wanted or _scheduled(self._timers, "push", topic):
+            return
+        last = self._pushed.get(topic, -1e18)
+        self._schedule(max(now, last + 1.0), "push", topic)
+
+    def _push(self, topic: str, now: float) -> None:
+        self._pushed[topic] = now
+        if topic == CATALOG_TOPIC:
+            for reg in self.local.values():
+                self.ports.publish(CATALOG_TOPIC, reg.seal(self.key), now)
+                self.counters["pushed"] += 1
+            return
+        current = self.local.get(topic[len(TOPIC_PREFIX):])
+        if current is not None:
+            fresh = self.local[current.name] = self._make(current.service, withdrawn=False)
+            self.ports.publish(topic, fresh.seal(self.key), now)
+            self.counters["pushed"] += 1
 
     # == gossip input ==========================================================================
 
@@ -475,6 +501,8 @@ class RegistryCore:
                 p = self._pending.pop(rid, None)
                 if p is not None:
                     self._finish(rid, p[1], p[0], 0, "timed out")
+            elif what == "push":
+                self._push(arg, now)
             elif what == "expire":
                 self._next_expiry = None
                 self._expire(now)
