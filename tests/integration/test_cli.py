@@ -18,11 +18,20 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_demo_shows_who_found_whom() -> None:
+def test_demo_shows_discovery_services_and_fail_over() -> None:
     result = run_cli("demo", "--peers", "4")
-    assert result.returncode == 0, result.stderr
-    assert "who found whom: 16/16 lookups succeeded" in result.stdout
-    assert "'hello, micro network'" in result.stdout
+    out = result.stdout
+    assert result.returncode == 0, result.stderr + out
+    assert "16/16 lookups succeeded" in out
+    assert "registry.get('greeter'): 2 instances" in out
+    assert "stream clock.countdown(3) -> [3, 2, 1, 0]" in out
+    assert "code='invalid_argument'" in out
+    assert "saw 'deleted (withdrawn)'" in out
+    views = out.split("== 6. network views")[1].splitlines()
+    assert views[1].split() == ["SERVICE", "VERSION", "INSTANCES"]
+    assert views[2].split() == ["clock", "0.3.0", "1"]
+    assert views[3].split() == ["greeter", "1.1.0", "1"]
+    assert "demo finished" in out
 
 
 def test_bad_input_is_one_clear_line() -> None:

@@ -101,7 +101,8 @@ class _Instance:
 @dataclass(slots=True)
 class _CatalogEntry:
     version: str
-    peers: dict[PeerId, float] = field(default_factory=dict)  # peer -> expiry
+    peers: dict[PeerId, float] = field(default_factory=dict)  # instance -> expiry
+    hints: dict[PeerId, tuple[int, float]] = field(default_factory=dict)  # lister -> (n, exp)
 
 
 class RegistryCore:
@@ -246,7 +247,8 @@ class RegistryCore:
         out = []
         for name, entry in self.catalog.items():
             live = sum(1 for exp in entry.peers.values() if exp > now)
-            live = max(live, len(self.get(name)))
+            hinted = [n for n, exp in entry.hints.values() if exp > now]
+            live = max(live, len(self.get(name)), max(hinted, default=0))
             if live:
                 out.append((name, entry.version, live))
         return sorted(out)
@@ -454,8 +456,8 @@ class RegistryCore:
             entry = self.catalog[name] = _CatalogEntry(version)
         elif _newer_version(version, entry.version):
             entry.version = version
-        # what a catalog peer reports: counted under its id until our own view replaces it
-        entry.peers.setdefault(via, now + self.config.catalog_interval * 2)
+        # what a catalog peer reports: its count, until it expires or our own view is larger
+        entry.hints[via] = (count, now + self.config.catalog_interval * 2)
         self.catalog.move_to_end(name)
         while len(self.catalog) > self.config.catalog_size:
             self.catalog.popitem(last=False)
@@ -538,7 +540,13 @@ class RegistryCore:
             for peer, exp in list(entry.peers.items()):
                 if exp <= now:
                     del entry.peers[peer]
-            if not entry.peers and name not in self.local and name not in self.instances:
+            for peer, (_, exp) in list(entry.hints.items()):
+                if exp <= now:
+                    del entry.hints[peer]
+            if (
+                not entry.peers and not entry.hints
+                and name not in self.local and name not in self.instances
+            ):
                 del self.catalog[name]
 
     def drain(self) -> list[Command]:
