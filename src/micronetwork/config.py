@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import multiaddr
 
+from .broker.config import BrokerConfig, RetentionLimits
 from .errors import ConfigError
 from .gossip.config import GossipConfig
 from .kademlia.config import DEFAULT_PROTOCOL, IPFS_PROTOCOL, KademliaConfig
@@ -21,6 +22,7 @@ from .registry.config import RegistryConfig
 
 __all__ = [
     "DEFAULT_PROTOCOL",
+    "BrokerConfig",
     "GossipConfig",
     "IPFS_PROTOCOL",
     "KademliaConfig",
@@ -60,6 +62,8 @@ class NodeConfig:
     kademlia: KademliaConfig = field(default_factory=KademliaConfig)
     gossip: GossipConfig = field(default_factory=GossipConfig)
     registry: RegistryConfig | None = None  # None: the role's defaults (registry_config())
+    broker: BrokerConfig | None = None  # None: the role's defaults (broker_config())
+    data_dir: str | os.PathLike[str] | None = None  # broker logs persist here; None: memory
     dial_timeout: float = 5.0
     stream_idle_timeout: float = 60.0
     seed: int | None = None  # seeds the cores' RNG; None: from os.urandom
@@ -104,6 +108,17 @@ class NodeConfig:
         if self.role == "super":
             return RegistryConfig(catalog_subscribe=True, catalog_size=16384)
         return RegistryConfig()
+
+    def broker_config(self) -> BrokerConfig:
+        """The broker settings in force: ``broker`` if given, else the role's defaults (super
+        nodes retain every topic they hear of, up to 100,000 events / 256 MiB / 7 days each)."""
+        if self.broker is not None:
+            return self.broker
+        if self.role == "super":
+            limits = RetentionLimits(max_events=100_000, max_bytes=256 << 20,
+                                     max_age=7 * 24 * 3600.0)
+            return BrokerConfig(retain_topics="*", retention=limits)
+        return BrokerConfig()
 
     def replace(self, **changes: Any) -> NodeConfig:
         return dataclasses.replace(self, **changes)

@@ -10,8 +10,10 @@ protocol live here:
   the driver writes on its own outbound stream to that peer.
 
 * the registry (``/micronetwork/registry/1.0.0`` requests, and gossip topics under
-  ``/micronetwork/registry/1/``): NodeCore hands it the gossip messages of those topics (they
-  never reach the application) and lends it gossip and the DHT through ``_Ports``.
+  ``/micronetwork/registry/1/``) and the broker (``/micronetwork/broker/1.0.0``, topics under
+  ``/micronetwork/broker/1/``): NodeCore hands each the gossip messages (and new subscribers)
+  of its topics, which never reach the application, and lends them gossip (and the registry
+  the DHT) through ``_Ports``.
 
 Connection events go to every core. ``drain()`` returns the commands of all cores;
 ``next_deadline()`` is the earliest of theirs, and ``on_timer`` lets each core act on its own.
@@ -23,6 +25,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
+from .broker import BrokerConfig, BrokerCore, StoreFactory
 from .commands import Command, Emit
 from .gossip import GossipConfig, GossipCore
 from .gossip.commands import Send
@@ -47,6 +50,9 @@ class NodeCore:
         local_addrs: tuple[bytes, ...] = (),
         registry: RegistryConfig | None = None,
         seq_base: int = 0,
+        broker: BrokerConfig | None = None,
+        wall_offset: float = 0.0,
+        store_factory: StoreFactory | None = None,
     ) -> None:
         self.local_id = key.peer_id
         self._now = now  # the latest input's time (drain() hands it to the registry)
@@ -61,11 +67,16 @@ class NodeCore:
             key, config=gossip or GossipConfig(), rng=random.Random(rng.getrandbits(64)), now=now
         )
         self.registry = RegistryCore(
-            key, _Ports(self), config=registry, seq_base=seq_base, now=now
+            key, _Ports(self, "registry"), config=registry, seq_base=seq_base, now=now
+        )
+        self.broker = BrokerCore(
+            key, _Ports(self, "broker"), config=broker, rng=random.Random(rng.getrandbits(64)),
+            now=now, wall_offset=wall_offset, store_factory=store_factory, seq_base=seq_base,
         )
         self._requests: dict[str, Any] = {
             kademlia.protocol_id: self.kad,
             self.registry.config.protocol_id: self.registry,
+            self.broker.config.protocol_id: self.broker,
         }
         self._streams: dict[str, Any] = {p: self.gossip for p in self.gossip.config.protocols}
 
@@ -156,7 +167,7 @@ class NodeCore:
 
     def on_timer(self, now: float) -> None:
         self._now = now
-        for core in (self.kad, self.gossip, self.registry):
+        for core in (self.kad, self.gossip, self.registry, self.broker):
             deadline = core.next_deadline()
             if deadline is not None and deadline <= now:
                 core.on_timer(now)
@@ -164,7 +175,7 @@ class NodeCore:
     # -- outputs --------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        cores = (self.kad, self.gossip, self.registry)
+        cores = (self.kad, self.gossip, self.registry, self.broker)
         deadlines = [d for d in (c.next_deadline() for c in cores) if d is not None]
         return min(deadlines) if deadlines else None
 
@@ -173,39 +184,45 @@ class NodeCore:
         (which may publish in turn), so this loops until the cores are quiet."""
         out: list[Command | Send] = []
         while True:
-            batch: list[Command | Send] = [*self.kad.drain(), *self.registry.drain()]
+            t = self._now if now is None else now
+            batch: list[Command | Send] = [
+                *self.kad.drain(), *self.registry.drain(), *self.broker.drain()
+            ]
             for cmd in self.gossip.drain():
-                if (
-                    isinstance(cmd, Emit)
-                    and isinstance(cmd.event, Message)
-                    and self.registry.is_registry_topic(cmd.event.topic)
-                ):
-                    self.registry.on_message(cmd.event, self._now if now is None else now)
-                elif isinstance(cmd, Emit) and isinstance(cmd.event, PeerSubscribed):
-                    event = cmd.event
+                event = cmd.event if isinstance(cmd, Emit) else None
+                if isinstance(event, Message):
                     if self.registry.is_registry_topic(event.topic):
-                        self.registry.on_peer_subscribed(
-                            event.peer, event.topic, self._now if now is None else now
-                        )
-                    batch.append(cmd)
-                else:
-                    batch.append(cmd)
+                        self.registry.on_message(event, t)
+                    elif self.broker.is_broker_topic(event.topic):
+                        self.broker.on_message(event, t)
+                    else:
+                        batch.append(cmd)
+                    continue
+                if isinstance(event, PeerSubscribed):
+                    if self.registry.is_registry_topic(event.topic):
+                        self.registry.on_peer_subscribed(event.peer, event.topic, t)
+                    elif self.broker.is_broker_topic(event.topic):
+                        self.broker.on_peer_subscribed(event.peer, event.topic, t)
+                batch.append(cmd)
             if not batch:
                 return out
             out.extend(batch)
 
 
 class _Ports:
-    """The registry's view of gossip and the DHT (synchronous calls into the other cores)."""
+    """A core's view of gossip and the DHT (synchronous calls into the other cores);
+    ``owner`` names the core whose ``validate`` checks the messages of its topics."""
 
-    def __init__(self, node: NodeCore) -> None:
+    def __init__(self, node: NodeCore, owner: str) -> None:
         self._node = node
+        self._owner = owner
 
     def publish(self, topic: str, data: bytes, now: float) -> None:
         self._node.gossip.publish(topic, data, now)
 
     def subscribe(self, topic: str, now: float) -> None:
-        self._node.gossip.set_validator(topic, lambda m: self._node.registry.validate(m))
+        owner = self._owner
+        self._node.gossip.set_validator(topic, lambda m: getattr(self._node, owner).validate(m))
         self._node.gossip.subscribe(topic, now)
 
     def unsubscribe(self, topic: str, now: float) -> None:

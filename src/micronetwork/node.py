@@ -15,21 +15,26 @@ Every method that talks to the network is bounded by a timeout and raises from
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import multiaddr
 import trio
 
+from .broker import CaughtUp, Delivery, Lagging, Missed, SegmentStore, Stored, StoreFactory
 from .config import NodeConfig, Role
 from .core import NodeCore
 from .errors import (
     ConfigError,
+    MicronetworkError,
     NodeClosedError,
     PeerNotFoundError,
     RecordNotFoundError,
@@ -44,12 +49,15 @@ from .identity.peerid import PeerId
 from .kademlia import PeerAdded, PeerInfo, PeerRemoved, QueryFinished
 from .registry import FetchFinished, ServiceEvent
 from .rpc import RpcTransport
+from .service.broker import Broker
 from .service.client import Client
 from .service.registry import Registry
 from .service.server import Server
 from .service.service import Service
 
 __all__ = ["Node", "Peer", "RoutingEntry"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +147,7 @@ class Node:
         self.server = Server()
         self._rpc = RpcTransport(host, handler=self.server.handle)
         self.client = Client(self)
+        self.broker = Broker(self)
         self._waiters: dict[int, _Waiter] = {}
         self._topic_subscribers: dict[str, list[_Subscription]] = {}
         self._subscribers: list[trio.MemorySendChannel[Any]] = []
@@ -174,7 +183,11 @@ class Node:
             now=trio.current_time(),
             registry=config.registry_config(),
             seq_base=int(time.time() * 1000),
+            broker=config.broker_config(),
+            wall_offset=time.time() - trio.current_time(),
+            store_factory=_store_factory(config.data_dir),
         )
+        _restore_retained(core, config.data_dir)
         node = cls(config, key, host, core)
         try:
             async with host.run(listen_addrs=listen):
@@ -184,7 +197,7 @@ class Node:
                         await node._bootstrap_from_config()
                         yield node
                     finally:
-                        with trio.move_on_after(1.0) as scope:
+                        with trio.move_on_after(3.0) as scope:
                             scope.shield = True
                             await node._withdraw_services()
                         node._shutdown()
@@ -210,6 +223,7 @@ class Node:
         self._driver.attach(nursery)
         self._rpc.attach(nursery)
         self._started = True
+        self.broker.start()
 
     async def _bootstrap_from_config(self) -> None:
         for addr in self.config.bootstrap:
@@ -226,8 +240,10 @@ class Node:
         """A graceful stop withdraws this node's registrations at once (watchers delete the
         instances instead of waiting for the TTL); waits, bounded by the caller, until the
         gossip send queues have been written."""
-        if self._closed or not self._started or not self._core.registry.local:
+        if self._closed or not self._started:
             return
+        await self.broker.settle()  # events handed to retention nodes are answered
+        self.broker.close()  # leaves queue groups, flushes and closes the retention stores
         self._core.registry.deregister_all(self._driver.now())
         self._driver.pump()
         await self._driver.flush()
@@ -237,6 +253,8 @@ class Node:
             return
         self._closed = True
         self.registry.close()
+        for ch in list(self.broker._subs.values()):
+            ch.close()
         self._driver.close()
         for w in self._waiters.values():
             w.event.set()
@@ -291,6 +309,7 @@ class Node:
         out.update({f"driver_{k}": v for k, v in self._driver.counters.items()})
         out.update({f"registry_{k}": v for k, v in self._core.registry.counters.items()})
         out.update({f"rpc_{k}": v for k, v in self._rpc.stats().items()})
+        out.update({f"broker_{k}": v for k, v in self._core.broker.counters.items()})
         return out
 
     # -- events ---------------------------------------------------------------------------------
@@ -302,6 +321,9 @@ class Node:
             return
         if isinstance(event, FetchFinished | ServiceEvent):
             self.registry.on_event(event)
+            return
+        if isinstance(event, Delivery | Missed | Lagging | CaughtUp | Stored):
+            self.broker.on_event(event)
             return
         if isinstance(event, QueryFinished):
             w = self._waiters.get(event.query_id)
@@ -542,6 +564,32 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.role} {self.peer_id.short()}>"
+
+
+def _store_factory(data_dir: str | os.PathLike[str] | None) -> StoreFactory | None:
+    """Broker retention logs under ``data_dir/broker/<kind>/<quoted topic>/``."""
+    if data_dir is None:
+        return None
+    root = Path(data_dir) / "broker"
+
+    def factory(kind: str, topic: str) -> SegmentStore:
+        return SegmentStore(root / kind / quote(topic, safe=""))
+
+    return factory
+
+
+def _restore_retained(core: NodeCore, data_dir: str | os.PathLike[str] | None) -> None:
+    """A restarted node keeps retaining the topics it retained before (logs and all)."""
+    if data_dir is None:
+        return
+    retained = Path(data_dir) / "broker" / "retained"
+    if retained.is_dir():
+        for entry in sorted(retained.iterdir()):
+            if entry.is_dir():
+                try:
+                    core.broker.retain(unquote(entry.name), trio.current_time())
+                except MicronetworkError as exc:
+                    log.warning("not restoring broker log %s: %s", entry, exc)
 
 
 def _single_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

@@ -74,6 +74,10 @@ async def handle(node: Node, cmd: dict[str, Any]) -> dict[str, Any]:
     if op == "services_get":
         found = await node.registry.get(cmd["name"], cmd.get("version"))
         return {"instances": [str(i.peer) for i in found]}
+    if op == "publish":
+        ev = await node.broker.publish(cmd["topic"], cmd["data"].encode(),
+                                       retained=cmd.get("retained", False))
+        return {"seq": ev.seq}
     if op == "call":
         answer = await node.client.call(cmd["service"], cmd["endpoint"], cmd.get("body"))
         return {"answer": answer}
@@ -86,7 +90,14 @@ async def main() -> None:
     factory = NodeConfig.super_node if role == "super" else NodeConfig.peer
     registry = RegistryConfig(ttl=TTL, announce_interval=ANNOUNCE,
                               catalog_subscribe=role == "super")
-    async with Node.open(factory(bootstrap=bootstrap, registry=registry)) as node:
+    extra: dict[str, Any] = {}
+    if os.environ.get("MN_TEST_DATA_DIR"):
+        extra["data_dir"] = os.environ["MN_TEST_DATA_DIR"]
+    if os.environ.get("MN_TEST_KEY_SEED"):
+        extra["key_seed"] = bytes.fromhex(os.environ["MN_TEST_KEY_SEED"])
+    if os.environ.get("MN_TEST_LISTEN"):
+        extra["listen"] = (os.environ["MN_TEST_LISTEN"],)
+    async with Node.open(factory(bootstrap=bootstrap, registry=registry, **extra)) as node:
         NODE_ID[0] = str(node.peer_id)
         node.on_peer_event(on_event)
         emit({"event": "ready", "peer_id": str(node.peer_id), "addrs": node.addrs})

@@ -9,7 +9,17 @@ its crash-safe file format, :mod:`.subscription` one subscription's ordering/gap
 from .config import PROTOCOL_ID, TOPIC_PREFIX, BrokerConfig, RetentionLimits, gossip_topic
 from .core import BrokerCore, BrokerPorts, StoreFactory
 from .event import Event, InvalidEvent, event_id, open_event, seal_event, valid_topic
-from .events import CaughtUp, Cursor, Delivery, FromOffset, FromTime, Lagging, Missed, Since
+from .events import (
+    CaughtUp,
+    Cursor,
+    Delivery,
+    FromOffset,
+    FromTime,
+    Lagging,
+    Missed,
+    Since,
+    Stored,
+)
 from .log import LogEntry, ReadResult, RetentionLog
 from .store import SegmentStore, StoredRecord
 
@@ -35,6 +45,7 @@ __all__ = [
     "SegmentStore",
     "Since",
     "StoreFactory",
+    "Stored",
     "StoredRecord",
     "event_id",
     "gossip_topic",

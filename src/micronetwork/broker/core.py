@@ -47,7 +47,7 @@ from ..identity.keys import KeyPair
 from ..identity.peerid import PeerId
 from .config import TOPIC_PREFIX, BrokerConfig, gossip_topic
 from .event import EVENT_PAYLOAD_TYPE, Event, InvalidEvent, open_event, seal_event, valid_topic
-from .events import Cursor, FromOffset, FromTime, Missed, Since
+from .events import Cursor, FromOffset, FromTime, Missed, Since, Stored
 from .groups import MEMBER_PAYLOAD_TYPE, GroupTable, Membership, open_membership
 from .log import RetentionLog
 from .store import SegmentStore
@@ -55,6 +55,7 @@ from .subscription import PubState, Subscription
 from .wire import (
     RangeRequest,
     ReplayRequest,
+    StoreRequest,
     decode,
     parse_answer,
     parse_request,
@@ -92,7 +93,7 @@ class _Replay:
 
 @dataclass(slots=True)
 class _Pending:
-    kind: str  # "replay" | "range"
+    kind: str  # "replay" | "range" | "store"
     sid: int
     peer: PeerId
     publisher: PeerId | None = None
@@ -265,6 +266,12 @@ class BrokerCore:
         else:
             self._offer(event, None, None, now)
         return event
+
+    def push(self, event: Event, peer: PeerId, now: float) -> int:
+        """Hand our ``event`` to the retention node ``peer``; a :class:`Stored` event
+        answers (with the offset it was stored at, or the refusal)."""
+        return self._request(peer, StoreRequest(event.signed).to_wire(),
+                             _Pending("store", -1, peer), now)
 
     def _offer(self, ev: Event, offset: int | None, source: PeerId | None, now: float) -> None:
         for sid in sorted(self.by_topic.get(ev.topic, ())):
@@ -596,8 +603,37 @@ class BrokerCore:
             return
         if isinstance(req, ReplayRequest):
             self._serve_replay(token, req, now)
+        elif isinstance(req, StoreRequest):
+            self._serve_store(peer, token, req, now)
         else:
             self._serve_range(token, req)
+
+    def _serve_store(self, peer: PeerId, token: int, req: StoreRequest, now: float) -> None:
+        try:
+            ev = open_event(req.signed)
+        except MicronetworkError:
+            self.counters["rejected_store"] += 1
+            self._out.append(Respond(token, {"error": "invalid event"}))
+            return
+        if ev.publisher != peer:
+            self.counters["rejected_store"] += 1  # only a publisher hands in its own events
+            self._out.append(Respond(token, {"error": "not the publisher"}))
+            return
+        if ev.topic not in self.logs and self.config.retain_topics == "*":
+            self.retain(ev.topic, now)
+        rlog = self.logs.get(ev.topic)
+        if rlog is None:
+            self._out.append(Respond(token, {"error": "not retained"}))
+            return
+        entry = rlog.append(ev, self._wall(now))
+        offset: int | None
+        if entry is not None:
+            self.counters["stored_pushed"] += 1
+            self._offer(ev, entry.offset, self.local_id, now)
+            offset = entry.offset
+        else:
+            offset = _held_offset(rlog, ev)
+        self._out.append(Respond(token, {"offset": offset}))
 
     def _serve_replay(self, token: int, req: ReplayRequest, now: float) -> None:
         rlog = self.logs.get(req.topic)
@@ -629,6 +665,13 @@ class BrokerCore:
         answer = decode(data)
         if p.kind == "replay":
             self._on_replay_answer(p, request_id, answer, now)
+        elif p.kind == "store":
+            off = answer.get("offset") if isinstance(answer, dict) else None
+            if isinstance(off, int) and not isinstance(off, bool):
+                self._emit(Stored(request_id, peer, off))
+            else:
+                err = answer.get("error") if isinstance(answer, dict) else None
+                self._emit(Stored(request_id, peer, None, str(err or "malformed answer")))
         else:
             self._on_range_answer(p, request_id, answer, now)
 
@@ -639,6 +682,9 @@ class BrokerCore:
 
     def _failed(self, p: _Pending, rid: int, now: float) -> None:
         self.counters["requests_failed"] += 1
+        if p.kind == "store":
+            self._emit(Stored(rid, p.peer, None, "request failed"))
+            return
         sub = self.subs.get(p.sid)
         if sub is None:
             return
@@ -723,3 +769,11 @@ class BrokerCore:
             if isinstance(rlog.sink, SegmentStore):
                 rlog.sink.flush()
                 rlog.sink.close()
+
+
+def _held_offset(rlog: RetentionLog, ev: Event) -> int | None:
+    """The offset of an event the log already holds (a repeated push)."""
+    for entry in rlog.range(ev.publisher, ev.seq, ev.seq):
+        if entry.event.id == ev.id:
+            return entry.offset
+    return None

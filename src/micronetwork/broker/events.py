@@ -135,3 +135,13 @@ class CaughtUp:
 
     subscription: int
     replayed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The answer to ``BrokerCore.push``: the retention node's offset, or why it refused."""
+
+    request_id: int
+    peer: PeerId
+    offset: int | None
+    error: str | None = None

@@ -9,6 +9,8 @@
               "evicted": [[publisher, [seq, ...]], ...], "heads": [[publisher, seq], ...]}
     range    {"op": "range", "topic": t, "publisher": p, "from": seq, "to": seq}
           -> {"events": [[offset | null, signed event], ...]}
+    store    {"op": "store", "event": signed event}
+          -> {"offset": int} | {"error": "not retained" | "invalid event"}
     error    -> {"error": "unknown topic" | "bad request"}
 
 ``after`` holds what the subscriber has (publisher -> last seq); ``evicted`` lists, for those
@@ -32,6 +34,7 @@ from .log import RetentionLog
 
 __all__ = [
     "RangeRequest",
+    "StoreRequest",
     "ReplayAnswer",
     "ReplayRequest",
     "decode",
@@ -100,8 +103,23 @@ def _pairs(raw: Any, limit: int) -> dict[PeerId, Any] | None:
     return out
 
 
-def parse_request(raw: Any) -> ReplayRequest | RangeRequest | None:
+@dataclass(frozen=True, slots=True)
+class StoreRequest:
+    """A publisher hands one of its events to a retention node (and waits for the offset):
+    how a short-lived publisher's events reach retention when no retention node is subscribed
+    to the topic yet."""
+
+    signed: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"op": "store", "event": self.signed}
+
+
+def parse_request(raw: Any) -> ReplayRequest | RangeRequest | StoreRequest | None:
     """A request, or None if it is malformed."""
+    if isinstance(raw, dict) and raw.get("op") == "store":
+        signed = raw.get("event")
+        return StoreRequest(signed) if isinstance(signed, bytes) else None
     if not isinstance(raw, dict) or not valid_topic(raw.get("topic")):
         return None
     topic: str = raw["topic"]

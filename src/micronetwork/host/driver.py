@@ -437,7 +437,7 @@ class HostDriver:
             self._nursery.start_soon(self._sender_task, cmd.peer, send, recv)
         try:
             channel.send_nowait((cmd, frame))
-        except (trio.WouldBlock, trio.ClosedResourceError):
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             self.core.on_send_dropped(cmd, self.now())
 
     async def _sender_task(

@@ -413,3 +413,35 @@ def test_star_retention_node_retains_topics_it_hears_of() -> None:
     star = net.add(1, BrokerConfig(retain_topics="*"))
     star.on_peer_subscribed(PeerId(b"\x00\x01x"), gossip_topic("fresh"), net.now)
     assert "fresh" in star.logs and gossip_topic("fresh") in net.ports[star.local_id].topics
+
+
+def test_push_reaches_a_star_retention_node_nobody_subscribed_to() -> None:
+    """A short-lived publisher: nobody is subscribed yet, so gossip carries its event to no
+    one; pushing it to the retention node stores it for later subscribers."""
+    from micronetwork.broker import Stored
+
+    net = Net()
+    star = net.add(1, BrokerConfig(retain_topics="*"))
+    pub = net.add(2, NO_OWN)
+    ev = pub.publish("news", b"first", net.now)
+    net.pump()
+    assert "news" not in star.logs  # gossip reached nobody
+    rid = pub.push(ev, star.local_id, net.now)
+    net.pump()
+    (ack,) = of(net, pub.local_id, Stored)
+    assert (ack.request_id, ack.offset, ack.error) == (rid, 0, None)
+    pub.push(ev, star.local_id, net.now)  # a repeated push is answered with the same offset
+    net.pump()
+    assert [a.offset for a in of(net, pub.local_id, Stored)] == [0, 0]
+    late = net.add(3, NO_OWN)
+    late.set_retention_peers([star.local_id])
+    late.subscribe("news", net.now, since=FromTime(0.0))
+    net.pump()
+    assert payloads(net, late.local_id) == [b"first"]
+    # a node cannot hand in someone else's event, and garbage is refused
+    other = net.add(4, NO_OWN)
+    other.push(ev, star.local_id, net.now)
+    net.pump()
+    (refused,) = of(net, other.local_id, Stored)
+    assert refused.offset is None and refused.error == "not the publisher"
+    assert star.counters["rejected_store"] == 1
