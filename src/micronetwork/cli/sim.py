@@ -1,8 +1,10 @@
 """``micronetwork sim SCENARIO --nodes N --seed S``: run a simulated network and report.
 
 Runs one of :data:`micronetwork.sim.scenarios.SCENARIOS` (``lookup``, ``ideal``, ``publish``,
-``churn``, ``partition``, ``adversarial``, ``eclipse``) and writes ``summary.json``,
-``lookups.csv`` and plots to ``--out`` (default ``./sim-results/<scenario>-n<N>-s<S>``).
+``churn``, ``partition``, ``adversarial``, ``eclipse``; gossip: ``gossip``, ``gossip-sybil``,
+``gossip-flash``, ``gossip-eclipse``, ``gossip-spam``) and writes ``summary.json``,
+``lookups.csv`` (gossip: ``messages.csv``) and plots to ``--out`` (default
+``./sim-results/<scenario>-n<N>-s<S>``).
 ``--nodes`` and ``--seeds`` accept comma lists: a sweep of seeds x sizes runs as one command,
 the replications spread over ``--jobs`` processes, and ``sweep.json`` collects their figures.
 Errors the user can fix (unknown scenario, impossible sizes, a bad topology file) print one
@@ -57,12 +59,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--verify-cost", type=float, default=0.010, help="CPU s per request")
     p.add_argument("--crypto", choices=("model", "execute"), default="model")
     p.add_argument("--disjoint", type=_ints, default=[1], help="disjoint paths d, comma list")
-    p.add_argument("--attackers", type=float, default=0.2, help="fraction of nodes")
+    p.add_argument("--attackers", "--fraction", dest="attackers", type=float, default=0.2,
+                   help="fraction of nodes that attack")
     p.add_argument("--churn", type=float, default=0.10, help="fraction per hour")
     p.add_argument("--stale", type=float, default=0.20, help="fraction crashed before churn")
     p.add_argument("--duration", type=float, default=600.0, help="virtual s of churn")
     p.add_argument("--budget-bits", type=float, default=24.0, help="attacker hashes per id, log2")
     p.add_argument("--id-puzzle", type=_ints, default=[0], help="id puzzle bits, comma list")
+    g = p.add_argument_group("gossip scenarios")
+    g.add_argument("--degree", type=int, default=20, help="connections per node")
+    g.add_argument("--messages", type=int, default=50, help="messages published")
+    g.add_argument("--rate", type=float, default=1.0, help="messages per second")
+    g.add_argument("--msg-size", type=int, default=2048, help="bytes per message")
+    g.add_argument("--no-idontwant", action="store_true", help="never send IDONTWANT")
+    g.add_argument("--gossip-dht", action="store_true",
+                   help="connect gossip peers from Kademlia tables (builds the DHT first)")
+    g.add_argument("--activation", type=float, default=10.0, help="P3 activation (s)")
+    g.add_argument("--flash-at", type=float, default=120.0, help="gossip-flash: honest for (s)")
+    g.add_argument("--window", type=float, default=4.0, help="delivered within (s)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run)
@@ -99,6 +113,9 @@ def _params(args: argparse.Namespace, nodes: int, seed: int) -> Any:
         disjoint=tuple(args.disjoint), churn=args.churn, stale=args.stale,
         duration=args.duration, attackers=args.attackers, budget_bits=args.budget_bits,
         id_puzzle=tuple(args.id_puzzle), topology=_topology(args.topology),
+        degree=args.degree, messages=args.messages, rate=args.rate, msg_size=args.msg_size,
+        idontwant=not args.no_idontwant, gossip_dht=args.gossip_dht, activation=args.activation,
+        flash_at=args.flash_at, window=args.window,
     )
 
 
@@ -121,6 +138,15 @@ def _one(job: tuple[argparse.Namespace, int, int, Path, bool]) -> dict[str, Any]
         plot_run(sc.sim.metrics.lookups, out, f"{args.scenario}, {nodes} nodes, seed {seed}")
     return {"nodes": nodes, "seed": seed, "out": str(out), "figures": figures,
             "wall_seconds": wall, "events": events}
+
+
+def _print_gossip(tag: str, f: dict[str, Any]) -> None:
+    line = (f"  {tag:>18}: delivered {f['delivery']:.5f} (within {f['window_s']:g} s "
+            f"{f['delivery_within_window']:.5f})  latency p50 {f['latency_p50']:.3f} s "
+            f"p99 {f['latency_p99']:.3f} s  copies {f['copies_mean']:.2f}")
+    if "bound_p99" in f:
+        line += f"  bound p99 {f['bound_p99']:.3f} s"
+    print(line)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,8 +191,14 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {tag:>18}: success {fig['success']:.4f}  rounds {fig['rounds_mean']:.2f}"
                       f" (p95 {fig['rounds_p95']:.0f})  latency p50 {fig['latency_p50']:.3f} s"
                       f"  p99 {fig['latency_p99']:.3f} s")
+            elif isinstance(fig, dict) and "delivery" in fig:
+                _print_gossip(tag, fig)
+            elif not isinstance(fig, dict):
+                print(f"  {tag:>18}: {fig}")
             elif isinstance(fig, dict):
                 for sub, f in fig.items():
+                    if isinstance(f, dict) and "delivery" in f:
+                        _print_gossip(f"{tag} {sub}", f)
                     if isinstance(f, dict) and "success" in f:
                         print(f"  {tag + ' ' + sub:>18}: success {f['success']:.4f}  "
                               f"latency p50 {f['latency_p50']:.3f} s")

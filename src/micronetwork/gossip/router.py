@@ -142,6 +142,9 @@ class GossipCore:
         self.local_id = key.peer_id
         self.rng = rng or random.Random(0)
         self.msg_id = cfg.msg_id_fn or default_msg_id
+        # The StrictSign check of an arriving message. A driver may swap it (the simulator
+        # models signatures at scale instead of running Ed25519 for every copy).
+        self.verify: Callable[[PubMessage], None] = verify_message
         self.score = PeerScore(cfg.score, cfg.seen_ttl) if cfg.score is not None else None
         self.peers: dict[PeerId, PeerState] = {}
         self.topics: dict[str, set[PeerId]] = {}  # topic -> peers subscribed to it
@@ -271,8 +274,10 @@ class GossipCore:
         mesh = self.mesh[topic] = set()
         fan = self.fanout.pop(topic, set())
         self.fanout_last.pop(topic, None)
-        ok = [p for p in fan if self._graftable(p, topic, now)]
-        more = [p for p in self.topics.get(topic, ()) if p not in fan]
+        # Sets iterate in hash order (PeerId hashes vary per process): sort before the seeded
+        # shuffle, so that a seed gives one mesh.
+        ok = sorted(p for p in fan if self._graftable(p, topic, now))
+        more = sorted(p for p in self.topics.get(topic, ()) if p not in fan)
         more = [p for p in more if self._graftable(p, topic, now)]
         self.rng.shuffle(more)
         for p in (ok + more)[: self.config.d]:
@@ -406,7 +411,7 @@ class GossipCore:
             self.counters["self_origin_dropped"] += 1  # ours, but not in the seen cache
             return
         try:
-            verify_message(msg)
+            self.verify(msg)
         except SignatureError as exc:
             tc["invalid"] += 1
             self.counters["invalid_signatures"] += 1

@@ -24,7 +24,7 @@ delivery record: their id may be forged to poison the real message.
 from __future__ import annotations
 
 from ..identity.peerid import PeerId
-from .config import PeerScoreParams
+from .config import PeerScoreParams, TopicScoreParams, _zero
 
 __all__ = ["PeerScore"]
 
@@ -32,9 +32,10 @@ _PENDING, _VALID, _INVALID, _IGNORED = range(4)
 
 
 class _TopicStats:
-    __slots__ = ("in_mesh", "graft_time", "first", "mesh", "failure", "invalid")
+    __slots__ = ("params", "in_mesh", "graft_time", "first", "mesh", "failure", "invalid")
 
-    def __init__(self) -> None:
+    def __init__(self, params: TopicScoreParams) -> None:
+        self.params = params  # the topic's parameters, looked up once
         self.in_mesh = False
         self.graft_time = 0.0
         self.first = 0.0
@@ -113,14 +114,15 @@ class PeerScore:
             self._ips.setdefault(ip, set()).add(peer)
 
     def _topic(self, peer: PeerId, topic: str) -> _TopicStats | None:
-        if self.params.topic(topic) is None:
-            return None
         st = self._peers.get(peer)
         if st is None:
             return None
         ts = st.topics.get(topic)
         if ts is None:
-            ts = st.topics[topic] = _TopicStats()
+            tp = self.params.topic(topic)
+            if tp is None:
+                return None
+            ts = st.topics[topic] = _TopicStats(tp)
         return ts
 
     def graft(self, peer: PeerId, topic: str, now: float) -> None:
@@ -228,14 +230,16 @@ class PeerScore:
             return 0.0
         p = self.params
         total = 0.0
-        for topic, ts in st.topics.items():
-            tp = p.topic(topic)
-            if tp is None:
-                continue
+        # Hot path (every RPC is checked against the graylist): terms that are zero are
+        # skipped, which leaves the sum unchanged; the order of the additions is the spec's.
+        for ts in st.topics.values():
+            tp = ts.params
             s = 0.0
             if ts.in_mesh:
                 in_mesh = now - ts.graft_time
-                p1 = min(in_mesh / tp.time_in_mesh_quantum, tp.time_in_mesh_cap)
+                p1 = in_mesh / tp.time_in_mesh_quantum
+                if p1 > tp.time_in_mesh_cap:
+                    p1 = tp.time_in_mesh_cap
                 s += p1 * tp.time_in_mesh_weight
                 if (
                     in_mesh > tp.mesh_message_deliveries_activation
@@ -243,13 +247,17 @@ class PeerScore:
                 ):
                     deficit = tp.mesh_message_deliveries_threshold - ts.mesh
                     s += deficit * deficit * tp.mesh_message_deliveries_weight
-            s += ts.first * tp.first_message_deliveries_weight
-            s += ts.failure * tp.mesh_failure_penalty_weight
-            s += ts.invalid * ts.invalid * tp.invalid_message_deliveries_weight
+            if ts.first:
+                s += ts.first * tp.first_message_deliveries_weight
+            if ts.failure:
+                s += ts.failure * tp.mesh_failure_penalty_weight
+            if ts.invalid:
+                s += ts.invalid * ts.invalid * tp.invalid_message_deliveries_weight
             total += s * tp.topic_weight
         if p.topic_score_cap > 0 and total > p.topic_score_cap:
             total = p.topic_score_cap
-        total += p.app_specific_score(peer) * p.app_specific_weight
+        if p.app_specific_score is not _zero:
+            total += p.app_specific_score(peer) * p.app_specific_weight
         if st.ip is not None and p.ip_scored(st.ip):
             surplus = len(self._ips.get(st.ip, ())) - p.ip_colocation_factor_threshold
             if surplus > 0:
@@ -267,15 +275,18 @@ class PeerScore:
             if not st.connected and st.expire <= now:
                 self._forget(peer, st)
                 continue
-            for topic, ts in st.topics.items():
-                tp = p.topic(topic)
-                if tp is None:
-                    continue
-                ts.first = _decayed(ts.first, tp.first_message_deliveries_decay, zero)
-                ts.mesh = _decayed(ts.mesh, tp.mesh_message_deliveries_decay, zero)
-                ts.failure = _decayed(ts.failure, tp.mesh_failure_penalty_decay, zero)
-                ts.invalid = _decayed(ts.invalid, tp.invalid_message_deliveries_decay, zero)
-            st.penalty = _decayed(st.penalty, p.behaviour_penalty_decay, zero)
+            for ts in st.topics.values():  # zero counters stay zero: skipped (hot path)
+                tp = ts.params
+                if ts.first:
+                    ts.first = _decayed(ts.first, tp.first_message_deliveries_decay, zero)
+                if ts.mesh:
+                    ts.mesh = _decayed(ts.mesh, tp.mesh_message_deliveries_decay, zero)
+                if ts.failure:
+                    ts.failure = _decayed(ts.failure, tp.mesh_failure_penalty_decay, zero)
+                if ts.invalid:
+                    ts.invalid = _decayed(ts.invalid, tp.invalid_message_deliveries_decay, zero)
+            if st.penalty:
+                st.penalty = _decayed(st.penalty, p.behaviour_penalty_decay, zero)
         d = self._deliveries
         while d:
             key = next(iter(d))

@@ -1,10 +1,13 @@
 """The deterministic network simulator: the real sans-IO cores on a virtual clock.
 
 Start with :class:`Scenario` (``docs/simulator.md``); :class:`Simulator` is the driver underneath.
+Gossipsub: :class:`GossipScenario` over :class:`GossipSimulator`.
 """
 
 from .churn import Churn
 from .crypto import CryptoModel, ground_key
+from .gossip import FlashSybil, GossipBehaviour, GossipSimulator, MsgRecord, SilentSybil
+from .gossip_scenarios import GossipScenario
 from .loop import EventLoop
 from .metrics import LookupRecord, MessageRecord, Metrics, percentile, summarize_lookups
 from .models import Constant, LogNormal, NetworkModel, Uniform
@@ -21,13 +24,19 @@ __all__ = [
     "Constant",
     "CryptoModel",
     "EventLoop",
+    "FlashSybil",
+    "GossipBehaviour",
+    "GossipScenario",
+    "GossipSimulator",
     "LogNormal",
     "LookupRecord",
     "MessageRecord",
     "Metrics",
+    "MsgRecord",
     "NetworkModel",
     "Scenario",
     "Silent",
+    "SilentSybil",
     "SimNode",
     "Simulator",
     "Topology",

@@ -92,3 +92,73 @@ def plot_series(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_gossip(sim: Any, honest: list[int], out: Path, title: str = "") -> list[Path]:
+    """Gossip run: delivery latency CDF per tag (with the shortest-path bound of the same
+    (message, node) pairs) -> ``delivery_cdf.png``; copies per node and message ->
+    ``copies.png``; the run's time series (if any) -> ``series.png``."""
+    from .gossip import INF, shortest_path_bound
+
+    plt = _plt()
+    recs = [r for r in sim.published if not r.invalid]
+    if plt is None or not recs:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    tags = sorted({r.tag for r in recs})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bound: list[float] = []
+    cache: dict[int, list[float]] = {}
+    for tag in tags:
+        lat: list[float] = []
+        for r in recs:
+            if r.tag != tag:
+                continue
+            lat.extend(r.first[i] - r.t0 for i in honest if i != r.publisher)
+            if len(recs) <= 400:
+                b = cache.get(r.publisher)
+                if b is None:
+                    b = cache[r.publisher] = shortest_path_bound(
+                        sim, r.publisher, sim.crypto.verify_cost)
+                bound.extend(b[i] for i in honest if i != r.publisher and b[i] < INF)
+        n = len(lat)
+        got = sorted(x for x in lat if x < INF)
+        if got:
+            ax.plot(got, [(i + 1) / n for i in range(len(got))], label=f"{tag} (simulated)")
+    if bound:
+        bound.sort()
+        ax.plot(bound, [(i + 1) / len(bound) for i in range(len(bound))], "--",
+                label="shortest-path bound")
+    ax.set_xlabel("delivery latency (s, virtual)")
+    ax.set_ylabel("fraction of (message, node) pairs")
+    ax.set_title(title or "gossip delivery latency")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    files.append(out / "delivery_cdf.png")
+    fig.savefig(files[-1], dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    copies = [r.copies[i] for r in recs for i in honest if i != r.publisher]
+    top = max(copies) if copies else 0
+    xs = list(range(top + 1))
+    counts = [0] * (top + 1)
+    for c in copies:
+        counts[c] += 1
+    ax.bar(xs, [c / max(1, len(copies)) for c in counts])
+    mean = sum(copies) / max(1, len(copies))
+    ax.axvline(mean, color="tab:red", ls="--", label=f"mean {mean:.2f}")
+    ax.set_xlabel("copies of a message received by a node")
+    ax.set_ylabel("fraction of (message, node) pairs")
+    ax.set_title(title or "copies per node")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    files.append(out / "copies.png")
+    fig.savefig(files[-1], dpi=120)
+    plt.close(fig)
+    if sim.metrics.series:
+        p = plot_series(sim.metrics.series, out / "series.png", "value")
+        if p is not None:
+            files.append(p)
+    return files

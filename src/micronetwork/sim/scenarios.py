@@ -15,6 +15,9 @@ churn          ``stale`` of the nodes crash at once, then ``churn``/h join/leave
 partition      split in two halves, lookups fail across; heal, lookups recover
 adversarial    ``attackers`` colluding nodes at random ids; lookups with ``disjoint`` paths
 eclipse        attackers grind ids next to target keys (``budget_bits``, ``id_puzzle``)
+gossip*        gossipsub over a fixed topology (``gossip``, ``gossip-sybil``,
+               ``gossip-flash``, ``gossip-eclipse``, ``gossip-spam``): see
+               :mod:`.gossip_scenarios`
 =============  =====================================================================
 """
 
@@ -28,6 +31,7 @@ from typing import Any
 from ..kademlia import KademliaConfig, QueryFinished
 from ..kademlia.keyspace import kad_key
 from .crypto import CryptoModel, ground_key
+from .gossip_scenarios import GOSSIP_SCENARIOS, GossipScenario
 from .models import Constant, LatencyModel, LogNormal, NetworkModel, Uniform
 from .node import Coalition, Colluding, SimNode
 from .scenario import Progress, Scenario
@@ -61,6 +65,16 @@ class RunParams:
     targets: int = 10
     join_rate: float = 50.0
     topology: Any = None  # a Topology (latency from a networkx graph) or None
+    # gossip scenarios
+    degree: int = 20  # connections per node (random regular graph)
+    messages: int = 50  # messages published (at ``rate`` per second)
+    rate: float = 1.0
+    msg_size: int = 2048
+    idontwant: bool = True
+    gossip_dht: bool = False  # connect gossip peers from Kademlia tables (built first)
+    activation: float = 10.0  # P3 activation (attack scenarios)
+    flash_at: float = 120.0  # gossip-flash: seconds of good behaviour
+    window: float = 4.0  # a message counts as delivered within this many seconds
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -72,6 +86,8 @@ class RunParams:
             raise ScenarioError("--lookups must be at least 1")
         if not 0 <= self.attackers < 1 or not 0 <= self.stale < 1 or not 0 <= self.loss < 1:
             raise ScenarioError("--attackers, --stale and --loss must be fractions in [0, 1)")
+        if self.degree < 1 or self.messages < 1 or self.rate <= 0 or self.msg_size < 16:
+            raise ScenarioError("--degree, --messages, --rate must be positive, --msg-size >= 16")
         if any(d < 1 or d > 16 for d in self.disjoint):
             raise ScenarioError("--disjoint values must be between 1 and 16")
         self.latency_model()
@@ -104,7 +120,7 @@ class RunParams:
 
 
 Figures = dict[str, Any]
-ScenarioFn = Callable[[RunParams, Progress], tuple[Scenario, Figures]]
+ScenarioFn = Callable[[RunParams, Progress], tuple[Scenario | GossipScenario, Figures]]
 
 
 def _built(p: RunParams, progress: Progress, **kw: Any) -> Scenario:
@@ -274,10 +290,13 @@ SCENARIOS: dict[str, ScenarioFn] = {
     "partition": partition,
     "adversarial": adversarial,
     "eclipse": eclipse,
+    **GOSSIP_SCENARIOS,
 }
 
 
-def run_scenario(name: str, params: RunParams, progress: Progress) -> tuple[Scenario, Figures]:
+def run_scenario(
+    name: str, params: RunParams, progress: Progress
+) -> tuple[Scenario | GossipScenario, Figures]:
     fn = SCENARIOS.get(name)
     if fn is None:
         raise ScenarioError(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}")
