@@ -14,6 +14,9 @@ protocol live here:
   ``/micronetwork/broker/1/``): NodeCore hands each the gossip messages (and new subscribers)
   of its topics, which never reach the application, and lends them gossip (and the registry
   the DHT) through ``_Ports``.
+* the network view (issue 7, opt-in: ``netview=NetviewConfig(...)``): the gossip topic
+  ``/micronetwork/netview/1`` goes to it, and it hears connects, disconnects, addresses and
+  the services the registry serves.
 
 Connection events go to every core. ``drain()`` returns the commands of all cores;
 ``next_deadline()`` is the earliest of theirs, and ``on_timer`` lets each core act on its own.
@@ -33,6 +36,7 @@ from .gossip.events import Message, PeerSubscribed
 from .identity.keys import KeyPair
 from .identity.peerid import PeerId
 from .kademlia import KademliaConfig, KademliaCore
+from .netview import NetviewConfig, NetviewCore
 from .registry import RegistryConfig, RegistryCore
 
 __all__ = ["NodeCore"]
@@ -53,6 +57,7 @@ class NodeCore:
         broker: BrokerConfig | None = None,
         wall_offset: float = 0.0,
         store_factory: StoreFactory | None = None,
+        netview: NetviewConfig | None = None,
     ) -> None:
         self.local_id = key.peer_id
         self._now = now  # the latest input's time (drain() hands it to the registry)
@@ -79,6 +84,12 @@ class NodeCore:
             self.broker.config.protocol_id: self.broker,
         }
         self._streams: dict[str, Any] = {p: self.gossip for p in self.gossip.config.protocols}
+        # The network view (issue 7) is opt-in: Node turns it on, the simulator does not.
+        self.netview: NetviewCore | None = None
+        if netview is not None:
+            self.netview = NetviewCore(
+                key, _Ports(self, "netview"), config=netview, seq_base=seq_base, now=now
+            )
 
     @property
     def protocols(self) -> list[str]:
@@ -106,6 +117,8 @@ class NodeCore:
     def set_local_addrs(self, addrs: tuple[bytes, ...], now: float = 0.0) -> None:
         self.kad.local_addrs = addrs
         self.registry.set_addrs(addrs, now)
+        if self.netview is not None:
+            self.netview.set_addrs(addrs, now)
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -122,11 +135,15 @@ class NodeCore:
         protocols = list(protocols)
         self.kad.on_peer_identified(peer, addrs, protocols, now)
         self.gossip.on_peer_connected(peer, protocols, outbound, now, ip)
+        if self.netview is not None:
+            self.netview.on_peer_connected(peer, now)
 
     def on_peer_disconnected(self, peer: PeerId, now: float) -> None:
         self._now = now
         self.kad.on_peer_disconnected(peer, now)
         self.gossip.on_peer_disconnected(peer, now)
+        if self.netview is not None:
+            self.netview.on_peer_disconnected(peer, now)
 
     def on_request(self, peer: PeerId, protocol: str, token: int, data: Any, now: float) -> None:
         self._now = now
@@ -167,7 +184,7 @@ class NodeCore:
 
     def on_timer(self, now: float) -> None:
         self._now = now
-        for core in (self.kad, self.gossip, self.registry, self.broker):
+        for core in self._timed():
             deadline = core.next_deadline()
             if deadline is not None and deadline <= now:
                 core.on_timer(now)
@@ -175,8 +192,7 @@ class NodeCore:
     # -- outputs --------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        cores = (self.kad, self.gossip, self.registry, self.broker)
-        deadlines = [d for d in (c.next_deadline() for c in cores) if d is not None]
+        deadlines = [d for d in (c.next_deadline() for c in self._timed()) if d is not None]
         return min(deadlines) if deadlines else None
 
     def drain(self, now: float | None = None) -> list[Command | Send]:
@@ -188,6 +204,9 @@ class NodeCore:
             batch: list[Command | Send] = [
                 *self.kad.drain(), *self.registry.drain(), *self.broker.drain()
             ]
+            if self.netview is not None:
+                self.netview.set_services(self.registry.local, t)
+                batch.extend(self.netview.drain())
             for cmd in self.gossip.drain():
                 event = cmd.event if isinstance(cmd, Emit) else None
                 if isinstance(event, Message):
@@ -195,6 +214,8 @@ class NodeCore:
                         self.registry.on_message(event, t)
                     elif self.broker.is_broker_topic(event.topic):
                         self.broker.on_message(event, t)
+                    elif self.netview is not None and self.netview.is_netview_topic(event.topic):
+                        self.netview.on_message(event, t)
                     else:
                         batch.append(cmd)
                     continue
@@ -203,10 +224,16 @@ class NodeCore:
                         self.registry.on_peer_subscribed(event.peer, event.topic, t)
                     elif self.broker.is_broker_topic(event.topic):
                         self.broker.on_peer_subscribed(event.peer, event.topic, t)
+                    elif self.netview is not None and self.netview.is_netview_topic(event.topic):
+                        self.netview.on_peer_subscribed(event.peer, event.topic, t)
                 batch.append(cmd)
             if not batch:
                 return out
             out.extend(batch)
+
+    def _timed(self) -> tuple[Any, ...]:
+        cores: tuple[Any, ...] = (self.kad, self.gossip, self.registry, self.broker)
+        return cores if self.netview is None else (*cores, self.netview)
 
 
 class _Ports:

@@ -47,6 +47,8 @@ from .host.driver import HostDriver, to_libp2p_id
 from .identity.keys import KeyPair, load_or_create_key
 from .identity.peerid import PeerId
 from .kademlia import PeerAdded, PeerInfo, PeerRemoved, QueryFinished
+from .netview import NetviewConfig, NodeExpired, NodeSeen
+from .netview.view import NetworkView, NodeView
 from .registry import FetchFinished, ServiceEvent
 from .rpc import RpcTransport
 from .service.broker import Broker
@@ -148,6 +150,7 @@ class Node:
         self._rpc = RpcTransport(host, handler=self.server.handle)
         self.client = Client(self)
         self.broker = Broker(self)
+        self.netview = NetworkView(self)
         self._waiters: dict[int, _Waiter] = {}
         self._topic_subscribers: dict[str, list[_Subscription]] = {}
         self._subscribers: list[trio.MemorySendChannel[Any]] = []
@@ -186,6 +189,7 @@ class Node:
             broker=config.broker_config(),
             wall_offset=time.time() - trio.current_time(),
             store_factory=_store_factory(config.data_dir),
+            netview=NetviewConfig(role=config.role),
         )
         _restore_retained(core, config.data_dir)
         node = cls(config, key, host, core)
@@ -224,6 +228,7 @@ class Node:
         self._rpc.attach(nursery)
         self._started = True
         self.broker.start()
+        nursery.start_soon(self.netview.run)
 
     async def _bootstrap_from_config(self) -> None:
         for addr in self.config.bootstrap:
@@ -324,6 +329,9 @@ class Node:
             return
         if isinstance(event, Delivery | Missed | Lagging | CaughtUp | Stored):
             self.broker.on_event(event)
+            return
+        if isinstance(event, NodeSeen | NodeExpired):
+            self.netview.on_event(event)
             return
         if isinstance(event, QueryFinished):
             w = self._waiters.get(event.query_id)
@@ -561,6 +569,21 @@ class Node:
 
     def topic_stats(self, topic: str) -> TopicStats:
         return self._core.gossip.topic_stats(topic)
+
+    # -- network views (issue 7) --------------------------------------------------------------
+
+    async def network_nodes(self, depth: int | None = None) -> list[NodeView]:
+        """The nodes this node knows of (its own first): role, addresses, measured latency
+        (direct peers; measured now if older than 15 s), last seen, services served."""
+        self._check_open()
+        await self.netview.measure()
+        return self.netview.nodes(depth)
+
+    def network_graph(self, depth: int | None = 3) -> Any:
+        """The peer graph (a ``networkx.Graph``) within ``depth`` hops of this node; export
+        it with :mod:`micronetwork.netview.graph` (JSON, DOT, GraphML, SVG/PNG)."""
+        self._check_open()
+        return self.netview.graph(depth)
 
     def __repr__(self) -> str:
         return f"<Node {self.role} {self.peer_id.short()}>"

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ..errors import MicronetworkError
 
-_SUBCOMMANDS = ("node", "demo", "sim", "services", "broker")
+_SUBCOMMANDS = ("node", "demo", "sim", "services", "broker", "views")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,8 @@
 """``micronetwork services | routes | call``: look at and call the network's services.
 
 Each joins the network briefly as a client node (``--bootstrap ADDR``, a super node's address
-with ``/p2p/<id>``), does its job, prints a table or the JSON answer, and leaves.
+with ``/p2p/<id>``), does its job, prints a table or the JSON answer, and leaves; or, with
+``--api URL``, asks a running node's HTTP gateway instead (see :mod:`.views`).
 """
 
 from __future__ import annotations
@@ -44,13 +45,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bootstrap", action="append", default=[], metavar="ADDR", required=True,
+    p.add_argument("--bootstrap", action="append", default=[], metavar="ADDR",
                    help="a super node's multiaddr with /p2p/<id>; repeatable")
+    from .views import add_api_args
+
+    add_api_args(p, default=None)  # --api URL: ask a running node's gateway instead
     p.add_argument("--join-timeout", type=float, default=10.0, metavar="S",
                    help="how long to wait for the network (default 10 s)")
 
 
 def _run(job: Any, args: argparse.Namespace) -> int:
+    if args.api:
+        from .views_api import run_via_api
+
+        return run_via_api(job.__name__.strip("_"), args)
+    if not args.bootstrap:
+        raise ConfigError("give --bootstrap ADDR (join the network) or --api URL (ask a "
+                          "running node's gateway)")
     config = NodeConfig.peer(bootstrap=tuple(args.bootstrap))
     code: int = trio.run(_with_node, job, config, args)
     return code
