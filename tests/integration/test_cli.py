@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -19,7 +20,7 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
 
 
 def test_demo_shows_discovery_services_and_fail_over() -> None:
-    result = run_cli("demo", "--peers", "4")
+    result = run_cli("demo", "--peers", "4", "--duration", "0")
     out = result.stdout
     assert result.returncode == 0, result.stderr + out
     assert "16/16 lookups succeeded" in out
@@ -31,7 +32,36 @@ def test_demo_shows_discovery_services_and_fail_over() -> None:
     assert views[1].split() == ["SERVICE", "VERSION", "INSTANCES"]
     assert views[2].split() == ["clock", "0.3.0", "1"]
     assert views[3].split() == ["greeter", "1.1.0", "1"]
+    assert "replayed from the super node's retention: order 1, order 2, order 3" in out
     assert "demo finished" in out
+
+
+async def test_demo_serves_the_dashboard_and_the_api() -> None:
+    import httpx
+
+    with trio.fail_after(90):
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "micronetwork.cli.main", "demo", "--peers", "4",
+             "--duration", "60", "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        try:
+            url = ""
+            async for line in _lines(proc.stdout):
+                if "dashboard:" in line:
+                    url = line.split("dashboard:")[1].split()[0].rstrip("/")
+                    break
+            assert url.startswith("http://127.0.0.1:"), url
+            async with httpx.AsyncClient(timeout=10) as http:
+                answer = await http.post(f"{url}/greeter/hello", json={"name": "Ada"})
+                assert answer.status_code == 200 and answer.json()["message"] == "Hello, Ada."
+                page = await http.get(f"{url}/")
+                assert page.status_code == 200 and "<html" in page.text
+                services = (await http.get(f"{url}/network/services")).json()
+                assert "greeter" in json.dumps(services)
+        finally:
+            proc.kill()
+            await proc.wait()
 
 
 def test_bad_input_is_one_clear_line() -> None:

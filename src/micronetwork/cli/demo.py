@@ -4,8 +4,10 @@ One super node and N peers start; each peer is given only the super node's addre
 then shows, step by step: every peer finds every other through the DHT; two peers serve the
 ``greeter`` service and one serves ``clock``; another peer finds them by name and calls them
 (unary, server stream, client stream, a typed stub, a typed error); one greeter instance stops,
-the registry says so at once and calls fail over; and the network views (services, routes)
-as the ``micronetwork services`` / ``routes`` commands print them.
+the registry says so at once and calls fail over; broker events with retention (a late
+subscriber catches up); the network views (services, routes) as the ``micronetwork services`` /
+``routes`` commands print them; and then the HTTP gateway with the dashboard, served until
+Ctrl-C (``--duration S`` for a timed run, ``--duration 0`` to exit at once).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import trio
 
+from ..broker import Event, gossip_topic
 from ..config import NodeConfig
 from ..errors import RemoteError
 from ..node import Node
@@ -24,11 +27,15 @@ from .services import format_table
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="start a local network on 127.0.0.1: discovery and services")
+    p = sub.add_parser("demo", help="start a local network on 127.0.0.1: discovery, services, "
+                       "broker, dashboard")
     p.add_argument("--peers", type=int, default=5, help="peer nodes besides the super node "
                    "(at least 4; default 5)")
-    p.add_argument("--duration", type=float, default=0.0, metavar="S",
-                   help="keep the network running S seconds after the demo (default: exit)")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="serve the dashboard S seconds after the demo, then exit (default: "
+                        "until Ctrl-C; 0: exit at once)")
+    p.add_argument("--port", type=int, default=8080,
+                   help="the dashboard's port on 127.0.0.1 (default 8080; busy: any free port)")
     p.set_defaults(run=run)
 
 
@@ -36,7 +43,60 @@ def run(args: argparse.Namespace) -> int:
     if not 4 <= args.peers <= 200:
         print("micronetwork demo: --peers must be between 4 and 200")
         return 2
-    return trio.run(_demo, args.peers, args.duration)
+    return trio.run(_demo, args.peers, args.duration, args.port)
+
+
+async def _broker(peers: list[Node]) -> bool:
+    _step("7. broker: events with retention; a late subscriber catches up")
+    pub, live_node, late_node = peers[1], peers[2], peers[3]
+    async with live_node.broker.subscribe("demo.orders") as live:
+        # Live delivery starts once the subscription reached the publisher (milliseconds).
+        with trio.fail_after(10):
+            while live_node.peer_id not in pub.topic_peers(gossip_topic("demo.orders")):
+                await trio.sleep(0.01)
+        for i in range(1, 4):
+            await pub.broker.publish("demo.orders", f"order {i}".encode(),
+                                     headers={"kind": "created"}, retained=True)
+        got_live = [(await live.receive()) for _ in range(3)]
+    _say(f"  {pub.peer_id.short()} published 3 events on demo.orders; live subscriber "
+         f"{live_node.peer_id.short()} got: "
+         + ", ".join(e.payload.decode() for e in got_live if isinstance(e, Event)))
+    async with late_node.broker.subscribe("demo.orders", since=0) as late:
+        got_late = [(await late.receive()) for _ in range(3)]
+        await late.caught_up.wait()
+    payloads = [e.payload.decode() for e in got_late if isinstance(e, Event)]
+    _say(f"  {late_node.peer_id.short()} subscribed later with since=0 and replayed from the "
+         f"super node's retention: {', '.join(payloads)}")
+    return payloads == ["order 1", "order 2", "order 3"]
+
+
+async def _dashboard(node: Node, peers: list[Node], duration: float | None, port: int) -> None:
+    from ..errors import ConfigError
+    from ..gateway import open_gateway
+
+    _step("8. the HTTP gateway and the dashboard")
+    try:
+        gw_cm = open_gateway(node, port=port)
+        gw = await gw_cm.__aenter__()
+    except ConfigError:
+        gw_cm = open_gateway(node, port=0)  # the port is busy: any free one
+        gw = await gw_cm.__aenter__()
+    try:
+        url = gw.url.rstrip("/")
+        _say(f"  dashboard:  {url}/   (graph, nodes, services, a call form, live events)")
+        _say(f"  call:       curl -s -X POST {url}/greeter/hello "
+             "-H 'content-type: application/json' -d '{\"name\": \"Ada\"}'")
+        _say(f"  views:      {url}/network/nodes  {url}/network/services  "
+             f"{url}/network/graph?depth=3")
+        _say(f"  OpenAPI:    {url}/openapi.json")
+        _say(f"  CLI:        micronetwork services --api {url}   (also routes, nodes, graph)")
+        if duration is None:
+            _say("\nserving until Ctrl-C")
+            await trio.sleep_forever()
+        _say(f"\nserving for {duration:.0f} s")
+        await trio.sleep(duration)
+    finally:
+        await gw_cm.__aexit__(None, None, None)
 
 
 def _say(text: str = "") -> None:
@@ -47,7 +107,7 @@ def _step(title: str) -> None:
     _say(f"\n== {title} " + "=" * max(0, 74 - len(title)))
 
 
-async def _demo(n_peers: int, duration: float) -> int:
+async def _demo(n_peers: int, duration: float | None, port: int) -> int:
     t0 = time.perf_counter()
     ok = True
     async with Node.open(NodeConfig.super_node()) as sup, trio.open_nursery() as nursery:
@@ -73,10 +133,10 @@ async def _demo(n_peers: int, duration: float) -> int:
 
         ok &= await _discovery(sup, peers)
         ok &= await _services(sup, peers, stoppers)
+        ok &= await _broker(peers)
 
-        if duration > 0:
-            _say(f"\nthe network keeps running for {duration:.0f} s (Ctrl-C to stop)")
-            await trio.sleep(duration)
+        if duration is None or duration > 0:
+            await _dashboard(peers[-1], peers, duration, port)
         for stop in stoppers:
             stop.set()
         nursery.cancel_scope.cancel()

@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--key", metavar="FILE",
                    help="node key file (created, mode 0600, if missing); default: a new key")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--gateway", type=int, metavar="PORT",
+                   help="serve the HTTP API and dashboard on 127.0.0.1:PORT (0: any free port)")
     p.set_defaults(run=run, role="peer")
 
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"listen": tuple(args.listen)} if args.listen else {}
     factory = NodeConfig.super_node if args.role == "super" else NodeConfig.peer
     config = factory(bootstrap=tuple(args.bootstrap), key_file=args.key, **overrides)
-    trio.run(_serve, config, args.duration)
+    trio.run(_serve, config, args.duration, args.gateway)
     return 0
 
 
@@ -46,7 +48,7 @@ def _log(event: object) -> None:
         print(f"{stamp} - peer {event.peer_id} ({event.reason})", flush=True)
 
 
-async def _serve(config: NodeConfig, duration: float | None) -> None:
+async def _serve(config: NodeConfig, duration: float | None, gateway: int | None) -> None:
     async with Node.open(config) as node:
         node.on_peer_event(_log)
         print(f"{config.role} node {node.peer_id}", flush=True)
@@ -54,7 +56,18 @@ async def _serve(config: NodeConfig, duration: float | None) -> None:
             print(f"  listening on {addr}", flush=True)
         for entry in node.routing_table():
             _log(PeerAdded(entry.peer_id, ()))
-        print("  Ctrl-C to stop", file=sys.stderr, flush=True)
-        if duration is None:
-            await trio.sleep_forever()
-        await trio.sleep(duration)
+        if gateway is None:
+            await _wait(duration)
+            return
+        from ..gateway import open_gateway
+
+        async with open_gateway(node, port=gateway) as gw:
+            print(f"  gateway and dashboard at {gw.url}", flush=True)
+            await _wait(duration)
+
+
+async def _wait(duration: float | None) -> None:
+    print("  Ctrl-C to stop", file=sys.stderr, flush=True)
+    if duration is None:
+        await trio.sleep_forever()
+    await trio.sleep(duration)
