@@ -12,7 +12,7 @@ import trio
 from test_cli import _lines
 
 pytestmark = pytest.mark.integration
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "greeter_service.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "greeter.py"
 CLI = [sys.executable, "-m", "micronetwork.cli.main"]
 
 

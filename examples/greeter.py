@@ -1,6 +1,6 @@
 """A service on the Micro network: ``greeter`` with a unary and a streaming endpoint.
 
-    python examples/greeter_service.py --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...
+    python examples/greeter.py --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...
 
 Then, from anywhere that can reach the super node::
 
