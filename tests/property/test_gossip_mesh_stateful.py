@@ -93,8 +93,11 @@ class MeshMachine(RuleBasedStateMachine):
     @rule(i=idx, on=st.booleans())
     def subscription(self, i: int, on: bool) -> None:
         p = POOL[i]
+        # A graylisted peer's RPCs are ignored whole (v1.1 spec), subscriptions included.
+        graylisted = (p in self.connected and self.core.peer_score(p, self.now)
+                      < self.core.config.thresholds.graylist_threshold)
         self.rpc(p, RPC(subscriptions=(SubOpts(on, T),)))
-        if p in self.connected:
+        if p in self.connected and not graylisted:
             (self.subscribed.add if on else self.subscribed.discard)(p)
 
     @rule(i=idx)
@@ -127,10 +130,14 @@ class MeshMachine(RuleBasedStateMachine):
     @rule(seconds=st.floats(0.1, 20.0))
     def advance(self, seconds: float) -> None:
         end = self.now + seconds
+        stuck = 0
         while True:
             d = self.core.next_deadline()
             if d is None or d > end:
                 break
+            stuck = stuck + 1 if d <= self.now else 0
+            assert stuck < 100, f"next_deadline() stays at {d} <= now {self.now}: on_timer " \
+                                "does not consume it"
             self.now = max(self.now, d)
             beats = self.core.counters["heartbeats"]
             self.core.on_timer(self.now)
