@@ -18,7 +18,7 @@ from micronetwork.gateway import Gateway, open_gateway
 from micronetwork.service import CallContext, Service
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from greeter_service import NODE, greeter  # noqa: E402
+from greeter import NODE, greeter  # noqa: E402
 
 lab = Service("lab", version="0.3.0")
 STATE: dict[str, Any] = {}
