@@ -181,8 +181,13 @@ async def _raised_queues(enabled: bool) -> AsyncIterator[None]:
 @asynccontextmanager
 async def open_network(n: int, edges: Sequence[tuple[int, int]], topic: str, *,
                        variant: str = "raised", protocol: str = "/meshsub/1.1.0",
-                       setup_timeout: float = 120.0) -> AsyncIterator[Net]:
-    """N py-libp2p gossipsub nodes on 127.0.0.1, connected along ``edges`` (i dials j)."""
+                       setup_timeout: float = 120.0,
+                       subscribed: Sequence[int] | None = None) -> AsyncIterator[Net]:
+    """N py-libp2p gossipsub nodes on 127.0.0.1, connected along ``edges`` (i dials j).
+
+    ``subscribed``: the nodes that subscribe to ``topic`` (default 1..N-1; the others publish
+    through their fanout); ``Net.nodes[i].sub`` is node i's subscription, or None.
+    """
     from libp2p import new_host
     from libp2p.peer.peerinfo import PeerInfo
     from libp2p.pubsub.gossipsub import GossipSub
@@ -212,8 +217,8 @@ async def open_network(n: int, edges: Sequence[tuple[int, int]], topic: str, *,
             await stack.enter_async_context(background_trio_service(router))
             with trio.fail_after(setup_timeout):
                 await ps.wait_until_ready()
-        for node in nodes[1:]:
-            node.sub = await node.pubsub.subscribe(topic)
+        for i in (range(1, n) if subscribed is None else subscribed):
+            nodes[i].sub = await nodes[i].pubsub.subscribe(topic)
         limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
 
         async def dial(i: int, j: int) -> None:
