@@ -255,6 +255,14 @@ async def test_ihave_iwant_both_ways(js_peer_factory, js_msg_id: str) -> None:
             async with b.subscribe(TOPIC):
                 await wait_topic_peer(b, TOPIC, js_id)
                 await wait_mesh(b, TOPIC, js_id)
+                start = len(js.events)
+            # js must have taken b's PRUNE before b joins again: otherwise js may still list b
+            # in its mesh when asked below (a race the CI once lost).
+            await js.wait_event(
+                lambda e: e.get("event") == "prune" and e["topic"] == TOPIC
+                and e["direction"] == "inbound" and e["peer"] == str(b.peer_id),
+                timeout=5, start=start,
+            )
             async with b.subscribe(TOPIC) as b_in:
                 left = trio.current_time()
                 await js.request("wait_topic_peers", topic=TOPIC, peers=[str(b.peer_id)])
