@@ -25,7 +25,7 @@ from micronetwork.errors import (
 from micronetwork.host.build import build_host, quiet_libp2p_logging
 from micronetwork.identity.keys import KeyPair
 from micronetwork.identity.peerid import PeerId
-from micronetwork.rpc import RpcTransport, ServerCall
+from micronetwork.rpc import PoolConfig, RpcTransport, ServerCall
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,11 @@ class Pair:
 
 @asynccontextmanager
 async def rpc_pair(
-    *, client_max: int = 4 * 1024 * 1024, server_max: int = 4 * 1024 * 1024
+    *,
+    client_max: int = 4 * 1024 * 1024,
+    server_max: int = 4 * 1024 * 1024,
+    pool: PoolConfig | None = None,
+    server_pool: PoolConfig | None = None,
 ) -> AsyncIterator[Pair]:
     """Two hosts, connected; the server dispatches on the endpoint name to ``handlers``."""
     quiet_libp2p_logging()
@@ -66,8 +70,9 @@ async def rpc_pair(
         shost.run(listen_addrs=slisten),
         trio.open_nursery() as nursery,
     ):
-        client = RpcTransport(chost, max_message_size=client_max)
-        server = RpcTransport(shost, max_message_size=server_max, handler=dispatch)
+        client = RpcTransport(chost, max_message_size=client_max, pool=pool)
+        server = RpcTransport(shost, max_message_size=server_max, handler=dispatch,
+                              pool=server_pool)
         client.attach(nursery)
         server.attach(nursery)
         await chost.connect(PeerInfo(shost.get_id(), list(shost.get_addrs())))
@@ -298,6 +303,11 @@ async def test_server_enforces_the_deadline_and_says_so() -> None:
     with trio.fail_after(LIMIT):
         async with rpc_pair() as p:
             p.handlers["slow"] = slow
+            p.handlers["echo"] = echo
+            async with await p.client.open_call(  # opens the shared stream (not timed)
+                p.server_peer, "svc", "echo", kind="unary", timeout=10
+            ) as call:
+                await call.unary(None)
             async with await p.client.open_call(
                 p.server_peer, "svc", "slow", kind="unary", timeout=0.3
             ) as call:
@@ -359,7 +369,7 @@ async def test_server_reset_mid_stream_gives_call_cancelled() -> None:
         await call.receive()
         await call.send(0)
         await call.send(1)
-        await call._stream.reset()  # the server side dies mid-stream
+        await call._conn.stream.reset()  # the server side dies mid-stream
         await trio.sleep_forever()
 
     with trio.fail_after(LIMIT):
@@ -507,3 +517,4 @@ async def test_sequential_and_concurrent_calls_share_one_connection() -> None:
             stats = p.server.stats()
             assert stats["calls_served"] == 150 and stats["in_flight"] == 0
             assert p.client.stats()["calls_opened"] == 150
+            assert p.client.stats()["streams_opened"] == 1  # every call on one shared stream

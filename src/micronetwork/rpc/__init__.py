@@ -1,7 +1,8 @@
-"""RPC over libp2p streams: ``/micronetwork/rpc/1.0.0`` (see docs/rpc.md).
+"""RPC over libp2p streams: ``/micronetwork/rpc/1.1.0`` (see docs/rpc.md).
 
-:mod:`.frames` (the wire format) and :mod:`.call` (the per-call state machine) are sans-IO;
-:mod:`.transport` runs calls on a py-libp2p host with trio.
+:mod:`.frames` (the wire format), :mod:`.call` (the per-call state machine) and :mod:`.stream`
+(the calls on one stream) are sans-IO; :mod:`.transport` runs calls on a py-libp2p host with
+trio.
 """
 
 from .call import Direction, Role, RpcCall
@@ -22,7 +23,8 @@ from .frames import (
     encode_frame,
 )
 from .server_call import ServerCall
-from .transport import RPC_PROTOCOL, RpcTransport
+from .stream import StreamCore
+from .transport import RPC_PROTOCOL, PoolConfig, RpcTransport
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -38,11 +40,13 @@ __all__ = [
     "FrameReader",
     "Kind",
     "Open",
+    "PoolConfig",
     "Role",
     "RpcCall",
     "RpcTransport",
     "ServerCall",
     "Status",
+    "StreamCore",
     "decode_frame",
     "encode_frame",
 ]

@@ -1,6 +1,7 @@
 """The state of one RPC call, for either side (sans-IO, in the manner of h11).
 
-Rules. A call is one stream; each side may send::
+Rules. Each side of a call may send (every frame names the call by its id, so a stream can
+carry several calls; which calls may share a stream is :mod:`.stream`'s business)::
 
     client -> server:   Open  Data*  End             and, at any point after Open, Cancel
     server -> client:   Data*  [End]  Status
@@ -58,6 +59,8 @@ class Role(enum.Enum):
     CLIENT = "client"
     SERVER = "server"
 
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is slow Python
+
 
 class Direction(enum.Enum):
     """The state of what one side has sent."""
@@ -67,6 +70,8 @@ class Direction(enum.Enum):
     ENDED = "ended"
     CANCELLED = "cancelled"
     CLOSED = "closed"
+
+    __hash__ = object.__hash__
 
 
 _C, _S = Role.CLIENT, Role.SERVER
@@ -95,7 +100,7 @@ class RpcCall:
 
     __slots__ = (
         "role", "max_message_size", "deadline", "open", "status", "cancel_reason",
-        "requests", "responses", "eof", "_states", "_reader",
+        "requests", "responses", "eof", "_client", "_server", "_reader_",
     )
 
     def __init__(
@@ -114,8 +119,9 @@ class RpcCall:
         self.requests = 0  # Data frames the client sent
         self.responses = 0  # Data frames the server sent
         self.eof = False
-        self._states = {Role.CLIENT: _IDLE, Role.SERVER: _IDLE}
-        self._reader = FrameReader(max_message_size)
+        self._client = _IDLE  # what the client has sent
+        self._server = _IDLE  # what the server has sent
+        self._reader_: FrameReader | None = None  # made when bytes are fed to the call itself
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -125,19 +131,29 @@ class RpcCall:
 
     @property
     def our_state(self) -> Direction:
-        return self._states[self.role]
+        return self._client if self.role is _C else self._server
 
     @property
     def their_state(self) -> Direction:
-        return self._states[self.peer_role]
+        return self._server if self.role is _C else self._client
 
     @property
     def client_state(self) -> Direction:
-        return self._states[_C]
+        return self._client
 
     @property
     def server_state(self) -> Direction:
-        return self._states[_S]
+        return self._server
+
+    @property
+    def _reader(self) -> FrameReader:
+        if self._reader_ is None:
+            self._reader_ = FrameReader(self.max_message_size)
+        return self._reader_
+
+    @property
+    def call_id(self) -> int | None:
+        return None if self.open is None else self.open.call_id
 
     @property
     def kind(self) -> Kind | None:
@@ -146,17 +162,17 @@ class RpcCall:
     @property
     def over(self) -> bool:
         """The call has ended: the server sent its Status or the client cancelled."""
-        return self._states[_S] is _CLOSED or self._states[_C] is _CANCELLED
+        return self._server is _CLOSED or self._client is _CANCELLED
 
     @property
     def cancelled(self) -> bool:
-        return self._states[_C] is _CANCELLED
+        return self._client is _CANCELLED
 
     @property
     def ended_by_us(self) -> bool:
         if self.role is _S:
-            return self._states[_S] is _CLOSED
-        return self._states[_C] is _CANCELLED
+            return self._server is _CLOSED
+        return self._client is _CANCELLED
 
     def remaining(self, now: float) -> float | None:
         return None if self.deadline is None else self.deadline - now
@@ -171,28 +187,29 @@ class RpcCall:
     # -- transitions ----------------------------------------------------------------------------
 
     def _check(self, sender: Role, frame: Frame, err: type[ProtocolError]) -> Direction:
-        who = sender.value
-        if self.over:
-            raise err(f"{who} sent {type(frame).__name__} after the call ended")
-        if sender is _S and self._states[_S] is _IDLE:
-            raise err(f"the server sent {type(frame).__name__} before the call was opened")
-        state = self._states[sender]
-        new = _TRANSITIONS.get((sender, state, type(frame)))
+        server = self._server
+        ftype = type(frame)
+        if server is _CLOSED or self._client is _CANCELLED:
+            raise err(f"{sender.value} sent {ftype.__name__} after the call ended")
+        if sender is _S and server is _IDLE:
+            raise err(f"the server sent {ftype.__name__} before the call was opened")
+        state = self._client if sender is _C else server
+        new = _TRANSITIONS.get((sender, state, ftype))
         if new is None:
-            raise err(f"{who} may not send {type(frame).__name__} after {state.value}")
-        kind = self.kind
+            raise err(f"{sender.value} may not send {ftype.__name__} after {state.value}")
+        if ftype is Open:
+            return new
+        kind = self.open.kind if self.open is not None else None
         if sender is _C:
-            if isinstance(frame, Data) and kind in _ONE_REQUEST and self.requests >= 1:
-                raise err(f"a {kind} call carries exactly one request")
-            if isinstance(frame, End) and kind in _ONE_REQUEST and self.requests != 1:
-                raise err(f"a {kind} call carries exactly one request, not {self.requests}")
-        else:
-            if isinstance(frame, Data) and kind in _ONE_RESPONSE and self.responses >= 1:
+            if kind in _ONE_REQUEST:
+                if ftype is Data and self.requests >= 1:
+                    raise err(f"a {kind} call carries exactly one request")
+                if ftype is End and self.requests != 1:
+                    raise err(f"a {kind} call carries exactly one request, not {self.requests}")
+        elif kind in _ONE_RESPONSE:
+            if ftype is Data and self.responses >= 1:
                 raise err(f"a {kind} call carries exactly one response")
-            if (
-                isinstance(frame, Status) and frame.ok and kind in _ONE_RESPONSE
-                and self.responses != 1
-            ):
+            if ftype is Status and frame.ok and self.responses != 1:  # type: ignore[union-attr]
                 raise err(
                     f"a {kind} call succeeds with exactly one response, not {self.responses}"
                 )
@@ -201,7 +218,7 @@ class RpcCall:
     def _commit(self, sender: Role, frame: Frame, new: Direction, now: float | None) -> None:
         if isinstance(frame, Open):
             self.open = frame
-            self._states[_S] = _OPEN
+            self._server = _OPEN
             if self.role is _S and frame.deadline_ms is not None:
                 if now is None:
                     raise LocalProtocolError("receiving an Open needs `now`")
@@ -215,7 +232,10 @@ class RpcCall:
             self.status = frame
         elif isinstance(frame, Cancel):
             self.cancel_reason = frame.reason
-        self._states[sender] = new
+        if sender is _C:
+            self._client = new
+        else:
+            self._server = new
 
     def send(self, frame: Frame) -> bytes:
         """Check that we may send ``frame`` now and return its bytes (length prefix included).
@@ -224,9 +244,23 @@ class RpcCall:
         :class:`~micronetwork.errors.MessageTooLarge`; the state is unchanged then.
         """
         new = self._check(self.role, frame, LocalProtocolError)
-        data = encode_frame(frame, self.max_message_size)
+        open_ = self.open
+        data = encode_frame(
+            frame, self.max_message_size, None if open_ is None else open_.call_id
+        )
         self._commit(self.role, frame, new, None)
         return data
+
+    def receive_frame(self, frame: Frame, now: float) -> bool:
+        """A frame the peer sent for this call (split off the stream by :mod:`.stream`):
+        checked against the rules and applied. False if it was dropped (it crossed our own
+        final frame). Raises :class:`RemoteProtocolError` if it breaks the rules."""
+        peer = _S if self.role is _C else _C
+        if (self._client is _CANCELLED) if peer is _S else (self._server is _CLOSED):
+            return False  # it crossed our Status / Cancel on the wire
+        new = self._check(peer, frame, RemoteProtocolError)
+        self._commit(peer, frame, new, now)
+        return True
 
     def receive_data(self, data: bytes) -> None:
         """Bytes read from the stream (use :meth:`receive_eof` for the end of the stream)."""
@@ -237,14 +271,16 @@ class RpcCall:
         needed. Raises :class:`RemoteProtocolError` or
         :class:`~micronetwork.errors.MessageTooLarge` (the call cannot go on after either)."""
         while True:
-            frame = self._reader.next_frame()
-            if frame is None:
+            item = self._reader.next_item()
+            if item is None:
                 return None
-            if self.over and self.ended_by_us:
-                continue  # it crossed our Status / Cancel on the wire
-            new = self._check(self.peer_role, frame, RemoteProtocolError)
-            self._commit(self.peer_role, frame, new, now)
-            return frame
+            call_id, frame = item
+            if self.open is not None and call_id != self.open.call_id:
+                raise RemoteProtocolError(
+                    f"a frame for call {call_id} on call {self.open.call_id}"
+                )
+            if self.receive_frame(frame, now):  # else it crossed our Status / Cancel
+                return frame
 
     def receive_eof(self) -> bool:
         """The peer closed its side of the stream. True if that was a clean end (the call was

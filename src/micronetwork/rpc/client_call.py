@@ -1,19 +1,21 @@
 """The caller's side of one RPC call (trio): :class:`ClientCall`.
 
-Theory of operation. There is no task per call: ``send`` writes, ``receive`` reads, each under
-the call's deadline. Frames that must follow each other go out in one write (the Open waits
-for the first Data; in a unary or server-stream call the request waits for its End), so a
-unary call is one write each way. Reads happen only in ``receive`` (or, when a write fails, to
-pick up the Status the server sent before resetting), so the yamux window is the only
-buffer between a fast server and a slow reader.
+Theory of operation. There is no task per call: ``send`` queues frames on the call's stream
+(:class:`~.client_conn.ClientStream`, whose writer sends them, together with other calls'
+frames when several are queued at once) and ``receive`` waits for the frames the stream's
+reader hands over, each wait under the call's deadline. Frames that must follow each other are
+queued together (the Open waits for the first Data; in a unary or server-stream call the
+request waits for its End), so a unary call is one write each way, often shared with other
+calls.
 
 Ending. The server's Status ends the call: ``receive`` then raises ``trio.EndOfChannel``
 (``async for`` stops) or the error the Status names. Whatever else ends it early - our
 deadline, ``cancel()``, the calling task being cancelled, the ``async with`` block left
-before the Status, a malformed or oversized frame from the server - sends Cancel, half-closes
-and resets the stream, and the server's handler is cancelled. A stream that breaks or ends
-before the Status raises :class:`CallCancelled`: a call never waits for something that cannot
-come.
+before the Status, a malformed or oversized frame from the server - sends Cancel, and the
+server's handler is cancelled. On a shared stream that is all (the stream goes on carrying
+other calls; late frames of this one are dropped); a call on its own stream also half-closes
+and resets it. A stream that breaks or ends before the Status raises :class:`CallCancelled`:
+a call never waits for something that cannot come.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -30,22 +32,16 @@ from ..errors import (
     CallCancelled,
     DeadlineExceeded,
     LocalProtocolError,
-    MessageTooLarge,
     MicronetworkError,
     RemoteProtocolError,
 )
 from ..identity.peerid import PeerId
-from ._io import (
-    ABORT_TIMEOUT,
-    StreamBroken,
-    close_quietly,
-    read_chunk,
-    reset_quietly,
-    status_error,
-    write,
-)
+from ._io import ABORT_TIMEOUT, StreamBroken, status_error
 from .call import RpcCall
-from .frames import Cancel, Data, End, Frame, Kind, Status
+from .frames import END, Cancel, Data, Frame, Kind, Status
+
+if TYPE_CHECKING:
+    from .client_conn import ClientStream
 
 __all__ = ["ClientCall"]
 
@@ -59,10 +55,11 @@ class ClientCall:
     def __init__(
         self,
         peer: PeerId,
-        stream: Any,
+        conn: ClientStream,
         state: RpcCall,
         open_bytes: bytes,
         counters: Counter[str],
+        release: Callable[[ClientStream], None] | None = None,
     ) -> None:
         assert state.open is not None
         self.peer = peer
@@ -70,17 +67,18 @@ class ClientCall:
         self.endpoint = state.open.endpoint
         self.kind: Kind = state.open.kind
         self.call_id = state.open.call_id
-        self._stream = stream
+        self._conn = conn
         self._state = state
         self._counters = counters
-        self._pending = bytearray(open_bytes)  # frames not yet written
-        self._opened = False  # the Open has been written
+        self._release = release
+        self._pending = bytearray(open_bytes)  # frames not yet queued on the stream
+        self._opened = False  # the Open has been queued
         self._inbox: deque[Any] = deque()  # bodies read but not yet received
-        self._send_lock = trio.Lock()
-        self._recv_lock = trio.Lock()
+        self._event = trio.Event()  # set when a frame arrives or the stream breaks
+        self._room: trio.Event | None = None  # the reader waits on it for inbox room
         self._error: MicronetworkError | None = None  # the call ended on our side: why
-        self._stream_done = False
-        self._reads = 0
+        self._broken: str | None = None  # the stream broke: why
+        self._ended = False  # we are done with the stream (slot released)
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -121,7 +119,7 @@ class ClientCall:
             self._raise_if_status_error()
             return
         self._pending += self._encode(Data(body))
-        if self.kind not in _ONE_REQUEST:
+        if self.kind not in _ONE_REQUEST and not self._queue():
             await self._guard(self._flush)
 
     async def end(self) -> None:
@@ -130,25 +128,35 @@ class ClientCall:
         if self._state.over:
             self._raise_if_status_error()
             return
-        self._pending += self._encode(End())
-        await self._guard(self._flush)
+        self._pending += self._encode(END)
+        if not self._queue():
+            await self._guard(self._flush)
 
     async def receive(self) -> Any:
         """The next message from the server. At the end of its stream (Status "ok") raises
         ``trio.EndOfChannel``; a failed call raises :class:`RemoteError` (the handler's code),
         :class:`DeadlineExceeded`, :class:`MessageTooLarge` or :class:`CallCancelled`."""
-        if self._inbox:
-            await self._guard(trio.lowlevel.checkpoint_if_cancelled)
-            return self._inbox.popleft()
         self._raise_if_failed()
-        if self._pending:
-            await self._guard(self._flush)
-        while not self._inbox:
-            if self._state.over:
-                self._raise_if_status_error()
-                raise trio.EndOfChannel
-            await self._guard(self._read_more)
-        return self._inbox.popleft()
+        if self._inbox:
+            try:
+                await trio.lowlevel.checkpoint_if_cancelled()
+            except trio.Cancelled:
+                await self._abort("cancelled", CallCancelled("the calling task was cancelled"))
+                raise
+        else:
+            if self._pending and not self._queue():
+                await self._guard(self._flush)
+            while not self._inbox:
+                self._raise_if_failed()
+                if self._state.over:
+                    self._end_on_stream()
+                    self._raise_if_status_error()
+                    raise trio.EndOfChannel
+                await self._guard(self._wait)
+        body = self._inbox.popleft()
+        if self._room is not None:
+            self._room.set()
+        return body
 
     def __aiter__(self) -> ClientCall:
         return self
@@ -171,12 +179,36 @@ class ClientCall:
         raise RemoteProtocolError("more than one response to a unary call")  # pragma: no cover
 
     async def cancel(self, reason: str = "cancelled") -> None:
-        """Abandon the call: the server is told (Cancel), the stream is reset, and the
-        handler is cancelled. Later calls on this object raise :class:`CallCancelled`."""
+        """Abandon the call: the server is told (Cancel) and the handler is cancelled (a call
+        with a stream of its own also resets it). Later calls on this object raise
+        :class:`CallCancelled`."""
         if self._state.over or self._error is not None:
             await self._finish_stream()
             return
         await self._abort(reason, CallCancelled(f"the call was cancelled: {reason}"))
+
+    # -- called by the stream -------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self._event.set()
+
+    async def _wait_room(self) -> None:
+        while len(self._inbox) >= self._conn.read_ahead and not self._ended:
+            self._room = trio.Event()
+            await self._room.wait()
+
+    def _stream_broken(self, reason: str) -> None:
+        self._broken = reason
+        self._event.set()
+        if self._room is not None:
+            self._room.set()
+
+    def _fail(self, error: MicronetworkError) -> None:
+        """The stream ended the call for us (an oversized or malformed frame; Cancel sent)."""
+        if self._error is None:
+            self._error = error
+        self._end_on_stream()
+        self._event.set()
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -206,7 +238,7 @@ class ClientCall:
             await self._abort("cancelled", CallCancelled("the calling task was cancelled"))
             raise
         except StreamBroken as exc:
-            self._counters["streams_broken"] += 1
+            self._counters["calls_broken"] += 1
             raise await self._abort(
                 None, CallCancelled(f"the stream to {self.peer} broke: {exc}")
             ) from None
@@ -216,95 +248,96 @@ class ClientCall:
             DeadlineExceeded(f"{self.service}.{self.endpoint} passed its deadline"),
         )
 
+    def _queue(self) -> bool:
+        """Queue the pending frames if that needs no wait; False if :meth:`_flush` must run
+        (the outbox is full, the stream broke, or the call is over)."""
+        conn = self._conn
+        outbox = conn.outbox
+        if outbox.broken is not None or outbox.closing or self._state.over:
+            return False
+        if self._pending:
+            outbox.put(bytes(self._pending))
+            self._pending.clear()
+            self._opened = True
+        return outbox.buffered <= outbox.high_water
+
     async def _flush(self) -> None:
-        async with self._send_lock:
-            if not self._pending:
-                return
+        conn = self._conn
+        if self._pending:
             data = bytes(self._pending)
             self._pending.clear()
             try:
-                await write(self._stream, data, self._counters)
-                self._opened = True
+                conn.put(data)
             except StreamBroken:
-                self._opened = True
-                # The server may have answered and reset (it finished early, or our message
-                # was over its limit): its Status is still buffered on our side.
                 await self._salvage_status()
                 if not self._state.over:
                     raise
-            if self._state.over:
-                await self._finish_stream()
-                self._raise_if_status_error()
+            else:
+                self._opened = True
+        if conn.outbox.buffered > conn.outbox.high_water:
+            try:
+                await conn.outbox.drain()
+            except StreamBroken:
+                await self._salvage_status()
+                if not self._state.over:
+                    raise
+        if self._state.over:
+            self._end_on_stream()
+            self._raise_if_status_error()
 
     async def _salvage_status(self) -> None:
-        # py-libp2p's NetStream refuses reads once a write has failed (it marks itself
-        # reset), but the yamux stream underneath still yields what arrived before the RST.
-        muxed = getattr(self._stream, "muxed_stream", self._stream)
+        # The server may have answered and reset (it finished early, or our message was
+        # over its limit): its Status may still be on its way to the reader.
         with trio.move_on_after(ABORT_TIMEOUT):
-            try:
-                while not self._state.over:
-                    await self._read_more(muxed)
-            except (StreamBroken, CallCancelled):
-                pass
+            await self._conn.done.wait()
 
-    async def _read_more(self, source: Any = None) -> None:
-        """Read once and queue what arrived; raise on a broken or malformed stream."""
-        reads = self._reads
-        async with self._recv_lock:
-            if self._state.over or self._reads != reads:
-                return  # another task read while we waited for the lock
-            self._reads += 1
-            chunk = await read_chunk(self._stream if source is None else source)
-            if chunk is None:
-                if not self._state.receive_eof():
-                    raise StreamBroken("the server closed the stream before the call ended")
-                return
-            self._counters["bytes_received"] += len(chunk)
-            self._state.receive_data(chunk)
-            try:
-                while (frame := self._state.next_frame(trio.current_time())) is not None:
-                    self._counters["frames_received"] += 1
-                    if isinstance(frame, Data):
-                        self._inbox.append(frame.body)
-                    elif isinstance(frame, Status):
-                        if not frame.ok:
-                            self._counters["errors_received"] += 1
-            except MessageTooLarge as exc:
-                self._counters["too_large_received"] += 1
-                raise await self._abort("message_too_large", MessageTooLarge(str(exc))) from None
-            except RemoteProtocolError as exc:
-                self._counters["protocol_errors"] += 1
-                raise await self._abort(
-                    "protocol_error", RemoteProtocolError(str(exc))
-                ) from None
-            if self._state.over:
-                await self._finish_stream()
+    async def _wait(self) -> None:
+        """Until the stream's reader hands us something (or the stream breaks)."""
+        if self._broken is None:
+            self._event = trio.Event()
+            await self._event.wait()
+        if self._broken is not None and not self._inbox and not self._state.over:
+            if self._error is None:
+                raise StreamBroken(self._broken)
 
     async def _abort(self, reason: str | None, error: MicronetworkError) -> MicronetworkError:
-        """End the call on our side: Cancel (if the server has seen the Open), FIN, RST.
-        Returns the error the call ended with (the first one, if it had already ended)."""
+        """End the call on our side: Cancel (if the server has seen the Open); a call with a
+        stream of its own also resets it. Returns the error the call ended with (the first
+        one, if it had already ended)."""
         if self._error is None:
             self._error = error
-        if self._stream_done:
+        if self._ended:
             return self._error
-        self._stream_done = True
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + ABORT_TIMEOUT):
-            if reason is not None and self._opened and not self._state.over:
-                try:
-                    data = self._encode(Cancel(reason[:200]))
-                    if not self._send_lock.locked():  # never interleave with a blocked write
-                        await write(self._stream, data, self._counters)
-                        self._counters["cancels_sent"] += 1
-                except (StreamBroken, LocalProtocolError):
-                    pass
-            await close_quietly(self._stream)
-            await reset_quietly(self._stream)
+        conn = self._conn
+        data = b""
+        if reason is not None and self._opened and not self._state.over:
+            try:
+                data = self._encode(Cancel(reason[:200]))
+            except LocalProtocolError:
+                pass
+        if data:
+            try:
+                conn.put(data)
+                self._counters["cancels_sent"] += 1
+            except StreamBroken:
+                pass
+        self._end_on_stream()
+        if conn.core.shared is False:  # the stream was the call's own: reset it
+            await conn.abort(f"the call ended: {error}")
         return self._error
 
-    async def _finish_stream(self) -> None:
-        """The call is over (Status received): half-close our side, which ends the stream."""
-        if self._stream_done:
+    def _end_on_stream(self) -> None:
+        """We are done with the stream: stop routing frames to us, give back the slot."""
+        if self._ended:
             return
-        self._stream_done = True
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + ABORT_TIMEOUT):
-            await close_quietly(self._stream)
+        self._ended = True
+        if self._room is not None:
+            self._room.set()
+        self._conn.call_ended(self)
+        if self._release is not None:
+            self._release(self._conn)
+
+    async def _finish_stream(self) -> None:
+        """The call is over (Status received, or ended by us)."""
+        self._end_on_stream()
+        await trio.lowlevel.checkpoint_if_cancelled()

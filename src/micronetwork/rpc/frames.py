@@ -1,13 +1,17 @@
-"""The frames of ``/micronetwork/rpc/1.0.0``: CBOR arrays inside varint length prefixes.
+"""The frames of ``/micronetwork/rpc/1.1.0``: CBOR arrays inside varint length prefixes.
 
 Every frame is one unsigned-varint length prefix followed by one CBOR array whose first item
-is the frame type::
+is the frame type and whose second is the id of the call it belongs to (one stream may carry
+many calls)::
 
-    Open    [0, version, call_id, service, endpoint, kind, deadline_ms | null, {headers}]
-    Data    [1, body]
-    End     [2]
-    Status  [3, code, message, details]          code "ok" for success
-    Cancel  [4, reason]
+    Open    [0, call_id, version, service, endpoint, kind, deadline_ms | null, {headers}]
+    Data    [1, call_id, body]
+    End     [2, call_id]
+    Status  [3, call_id, code, message, details]          code "ok" for success
+    Cancel  [4, call_id, reason]
+
+The frame dataclasses do not hold the id (except Open, which creates it): the id travels
+beside them (:func:`encode_frame`'s ``call_id``, :meth:`FrameReader.next_item`).
 
 Decoding is strict: a length prefix over the limit raises :class:`MessageTooLarge` before the
 frame is buffered; an unknown frame type, a wrong number of fields, a field of the wrong type,
@@ -18,7 +22,11 @@ are carried; no tags, no sets, no shared references) raise
 cannot craft colliding hashes; duplicate keys and indefinite lengths are refused.
 
 The size limit (``max_message_size``) is on the CBOR encoding of a Data frame's body; every
-other frame must fit in the same limit plus :data:`FRAME_OVERHEAD`.
+other frame must fit in the same limit plus :data:`FRAME_OVERHEAD`. A reader made with
+``skip_oversized=True`` (one that serves several calls on a stream) does not give up the stream
+for an oversized frame: it reads the frame's type and call id from its first bytes, raises
+:class:`OversizedFrame` naming them, and discards the rest of the frame as it arrives, so the
+other calls on the stream go on.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from ..framing import encode_varint
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "END",
     "FRAME_OVERHEAD",
     "KINDS",
     "MAX_DEPTH",
@@ -43,6 +52,7 @@ __all__ = [
     "MAX_HEADERS_BYTES",
     "MAX_NAME",
     "MAX_STATUS_MESSAGE",
+    "OK",
     "PROTOCOL_VERSION",
     "Cancel",
     "Data",
@@ -51,13 +61,16 @@ __all__ = [
     "FrameReader",
     "Kind",
     "Open",
+    "OversizedFrame",
     "Status",
+    "check_open",
     "deadline_ms",
     "decode_frame",
+    "decode_item",
     "encode_frame",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 FRAME_OVERHEAD = 64  # what a frame may carry besides a body of max_message_size bytes
 MAX_HEADERS = 64
@@ -71,7 +84,8 @@ Kind = Literal["unary", "server_stream", "client_stream", "bidi"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
 _OPEN, _DATA, _END, _STATUS, _CANCEL = 0, 1, 2, 3, 4
-_DATA_PREFIX = b"\x82\x01"  # CBOR: array of 2, then the unsigned integer 1
+_DATA_HEAD = b"\x83\x01"  # CBOR: array of 3, then the unsigned integer 1 (Data); the id follows
+_MAX_HEAD = 11  # array header, type, and the largest CBOR unsigned integer (the call id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +139,55 @@ class Cancel:
 
 Frame: TypeAlias = Open | Data | End | Status | Cancel
 
+END = End()  # frames are immutable: these two are shared rather than made for every call
+OK = Status()
+
+
+class OversizedFrame(MessageTooLarge):
+    """A frame over the limit, skipped by a ``skip_oversized`` reader: which call it was for
+    (``call_id``) and its type (``frame_type``, 0 = Open ... 4 = Cancel)."""
+
+    def __init__(self, message: str, call_id: int, frame_type: int) -> None:
+        super().__init__(message)
+        self.call_id = call_id
+        self.frame_type = frame_type
+
+
+def _uint(n: int) -> bytes:
+    """CBOR encoding of an unsigned integer (the call id)."""
+    if n < 24:
+        return bytes((n,))
+    if n < 0x100:
+        return bytes((0x18, n))
+    if n < 0x10000:
+        return b"\x19" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\x1a" + n.to_bytes(4, "big")
+    return b"\x1b" + n.to_bytes(8, "big")
+
+
+def _peek_head(buf: bytearray | bytes, start: int) -> tuple[int, int] | None:
+    """(frame type, call id) from the first bytes of a payload at ``start``; None if more bytes
+    are needed. Raises RemoteProtocolError if they cannot start a frame."""
+    if len(buf) < start + 3:
+        return None
+    head, ftype, first = buf[start], buf[start + 1], buf[start + 2]
+    if not 0x82 <= head <= 0x88 or ftype > _CANCEL:
+        raise RemoteProtocolError("an RPC frame starts with an array, its type and a call id")
+    if first < 24:
+        return ftype, first
+    width = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}.get(first)
+    if width is None:
+        raise RemoteProtocolError("an RPC frame's call id is an unsigned integer")
+    if len(buf) < start + 3 + width:
+        return None
+    return ftype, int.from_bytes(buf[start + 3 : start + 3 + width], "big")
+
 
 # -- plain data ---------------------------------------------------------------------------------
+
+
+_SCALARS = (bool, int, float, str, bytes)
 
 
 def _check_plain(value: Any, depth: int, path: str, err: type[Exception]) -> None:
@@ -151,22 +212,44 @@ def _check_plain(value: Any, depth: int, path: str, err: type[Exception]) -> Non
     )
 
 
-def _loads(payload: bytes) -> Any:
-    fp = io.BytesIO(payload)
-    try:
-        decoder = cbor2.CBORDecoder(
-            fp,
+class _Decoder:
+    """A strict CBOR decoder kept between frames (making one costs more than decoding a small
+    frame); replaced after any error, so no state survives a failed decode."""
+
+    __slots__ = ("_fp", "_decoder")
+
+    def __init__(self) -> None:
+        self._fp = io.BytesIO()
+        self._decoder = self._new()
+
+    def _new(self) -> cbor2.CBORDecoder:
+        return cbor2.CBORDecoder(
+            self._fp,
             max_depth=MAX_DEPTH + 4,
             allow_indefinite=False,
             allow_duplicate_keys=False,
             strict_hashable_types=True,
         )
-        value = decoder.decode()
-    except Exception as exc:  # cbor2 raises several types on garbage
-        raise RemoteProtocolError(f"undecodable RPC frame: {exc}") from None
-    if fp.tell() != len(payload):
-        raise RemoteProtocolError(f"{len(payload) - fp.tell()} bytes after the RPC frame")
-    return value
+
+    def loads(self, payload: bytes) -> Any:
+        fp = self._fp
+        fp.seek(0)
+        fp.truncate()
+        fp.write(payload)
+        fp.seek(0)
+        try:
+            value = self._decoder.decode()
+        except Exception as exc:  # cbor2 raises several types on garbage
+            self._fp = io.BytesIO()
+            self._decoder = self._new()
+            raise RemoteProtocolError(f"undecodable RPC frame: {exc}") from None
+        if fp.tell() != len(payload):
+            raise RemoteProtocolError(f"{len(payload) - fp.tell()} bytes after the RPC frame")
+        return value
+
+
+def _loads(payload: bytes) -> Any:
+    return _Decoder().loads(payload)
 
 
 def _dumps(value: Any) -> bytes:
@@ -208,11 +291,21 @@ def _check_headers(headers: object, err: type[Exception]) -> dict[str, str]:
     return out
 
 
+def check_open(frame: Open) -> None:
+    """Raise :class:`LocalProtocolError` unless we may send ``frame`` (before any I/O)."""
+    _check_open(frame, LocalProtocolError)
+
+
+def _check_call_id(call_id: object, err: type[Exception]) -> int:
+    if type(call_id) is not int or not 0 <= call_id <= _MAX_CALL_ID:
+        raise err(f"call id {call_id!r} is not an unsigned 64-bit integer")
+    return call_id
+
+
 def _check_open(frame: Open, err: type[Exception]) -> None:
     if type(frame.version) is not int or frame.version != PROTOCOL_VERSION:
         raise err(f"RPC version {frame.version!r} is not supported (only {PROTOCOL_VERSION})")
-    if type(frame.call_id) is not int or not 0 <= frame.call_id <= _MAX_CALL_ID:
-        raise err(f"call id {frame.call_id!r} is not an unsigned 64-bit integer")
+    _check_call_id(frame.call_id, err)
     _check_name(frame.service, "service", err)
     _check_name(frame.endpoint, "endpoint", err)
     if frame.kind not in KINDS:
@@ -232,33 +325,46 @@ def _check_status(frame: Status, err: type[Exception]) -> None:
     _check_plain(frame.details, 0, "details", err)
 
 
-def encode_frame(frame: Frame, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
-    """The frame with its length prefix. Raises :class:`MessageTooLarge` for a Data body over
-    ``max_message_size`` (nothing is written), :class:`LocalProtocolError` for a frame that
-    breaks the protocol's rules (non-plain body, bad headers, ...)."""
+def encode_frame(
+    frame: Frame, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, call_id: int | None = None
+) -> bytes:
+    """The frame with its length prefix. ``call_id`` is the call the frame belongs to (an Open
+    carries its own; for the others it defaults to 0). Raises :class:`MessageTooLarge` for a
+    Data body over ``max_message_size`` (nothing is written), :class:`LocalProtocolError` for a
+    frame that breaks the protocol's rules (non-plain body, bad headers, ...)."""
+    if isinstance(frame, Open):
+        if call_id is not None and call_id != frame.call_id:
+            raise LocalProtocolError(f"an Open for call {frame.call_id} sent as call {call_id}")
+        call_id = frame.call_id
+    elif call_id is None:
+        call_id = 0
+    else:
+        _check_call_id(call_id, LocalProtocolError)
     if isinstance(frame, Data):
-        _check_plain(frame.body, 0, "body", LocalProtocolError)
-        body = _dumps(frame.body)
-        if len(body) > max_message_size:
+        body = frame.body
+        if not (body is None or type(body) in _SCALARS):
+            _check_plain(body, 0, "body", LocalProtocolError)
+        encoded = _dumps(body)
+        if len(encoded) > max_message_size:
             raise MessageTooLarge(
-                f"message of {len(body)} bytes exceeds the limit of {max_message_size}"
+                f"message of {len(encoded)} bytes exceeds the limit of {max_message_size}"
             )
-        payload = _DATA_PREFIX + body
+        payload = _DATA_HEAD + _uint(call_id) + encoded
     else:
         if isinstance(frame, Open):
             _check_open(frame, LocalProtocolError)
             item: list[Any] = [
-                _OPEN, frame.version, frame.call_id, frame.service, frame.endpoint, frame.kind,
+                _OPEN, call_id, frame.version, frame.service, frame.endpoint, frame.kind,
                 frame.deadline_ms, dict(frame.headers),
             ]
         elif isinstance(frame, End):
-            item = [_END]
+            item = [_END, call_id]
         elif isinstance(frame, Status):
             _check_status(frame, LocalProtocolError)
-            item = [_STATUS, frame.code, frame.message, frame.details]
+            item = [_STATUS, call_id, frame.code, frame.message, frame.details]
         elif isinstance(frame, Cancel):
             _check_name(frame.reason, "cancel reason", LocalProtocolError, empty=True)
-            item = [_CANCEL, frame.reason]
+            item = [_CANCEL, call_id, frame.reason]
         else:
             raise LocalProtocolError(f"not an RPC frame: {frame!r}")
         payload = _dumps(item)
@@ -271,18 +377,26 @@ def encode_frame(frame: Frame, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE)
 
 # -- decoding -----------------------------------------------------------------------------------
 
-_ARITY = {_OPEN: 8, _DATA: 2, _END: 1, _STATUS: 4, _CANCEL: 2}
+_ARITY = {_OPEN: 8, _DATA: 3, _END: 2, _STATUS: 5, _CANCEL: 3}
 
 
 def decode_frame(payload: bytes, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> Frame:
     """One frame from its payload (the bytes after the length prefix), strictly checked."""
+    return decode_item(payload, max_message_size)[1]
+
+
+def decode_item(
+    payload: bytes, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, decoder: Any = None
+) -> tuple[int, Frame]:
+    """(call id, frame) from a payload, strictly checked. A Data body over the limit raises
+    :class:`OversizedFrame` (a :class:`MessageTooLarge`) naming the call."""
     if len(payload) > max_message_size + FRAME_OVERHEAD:
         raise MessageTooLarge(
             f"frame of {len(payload)} bytes exceeds the limit of {max_message_size}"
         )
-    item = _loads(payload)
-    if not isinstance(item, list) or not item:
-        raise RemoteProtocolError("an RPC frame is a non-empty CBOR array")
+    item = (decoder or _Decoder()).loads(payload)
+    if not isinstance(item, list) or len(item) < 2:
+        raise RemoteProtocolError("an RPC frame is a CBOR array: type, call id, fields")
     ftype = item[0]
     if type(ftype) is not int or ftype not in _ARITY:
         raise RemoteProtocolError(f"unknown RPC frame type {ftype!r}")
@@ -290,60 +404,82 @@ def decode_frame(payload: bytes, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZ
         raise RemoteProtocolError(
             f"RPC frame type {ftype} has {len(item)} fields, expected {_ARITY[ftype]}"
         )
+    call_id = _check_call_id(item[1], RemoteProtocolError)
     frame: Frame
     if ftype == _DATA:
-        if len(payload) - len(_DATA_PREFIX) > max_message_size:
-            raise MessageTooLarge(
-                f"message of {len(payload) - 2} bytes exceeds the limit of {max_message_size}"
+        size = len(payload) - len(_DATA_HEAD) - len(_uint(call_id))
+        if size > max_message_size:
+            raise OversizedFrame(
+                f"message of {size} bytes exceeds the limit of {max_message_size}", call_id, ftype
             )
-        _check_plain(item[1], 0, "body", RemoteProtocolError)
-        return Data(item[1])
+        body = item[2]
+        if not (body is None or type(body) in _SCALARS):
+            _check_plain(body, 0, "body", RemoteProtocolError)
+        return call_id, Data(body)
     if ftype == _END:
-        return End()
+        return call_id, END
     if ftype == _OPEN:
-        _, version, call_id, service, endpoint, kind, deadline_ms, headers = item
+        _, _, version, service, endpoint, kind, deadline_ms, headers = item
         frame = Open(call_id, service, endpoint, kind, deadline_ms, headers, version)
         _check_open(frame, RemoteProtocolError)
-        return frame
+        return call_id, frame
     if ftype == _STATUS:
-        frame = Status(item[1], item[2], item[3])
+        if item[2] == "ok" and item[3] == "" and item[4] is None:
+            return call_id, OK
+        frame = Status(item[2], item[3], item[4])
         _check_status(frame, RemoteProtocolError)
-        return frame
-    _check_name(item[1], "cancel reason", RemoteProtocolError, empty=True)
-    return Cancel(item[1])
+        return call_id, frame
+    _check_name(item[2], "cancel reason", RemoteProtocolError, empty=True)
+    return call_id, Cancel(item[2])
 
 
 class FrameReader:
     """Split received bytes into frames (sans-IO). A length prefix over the limit raises
-    :class:`MessageTooLarge` before any of the frame is buffered."""
+    :class:`MessageTooLarge` before any of the frame is buffered; with ``skip_oversized`` it
+    raises :class:`OversizedFrame` instead and the reader goes on after that frame."""
 
-    __slots__ = ("_buf", "_max", "_limit")
+    __slots__ = ("_buf", "_max", "_limit", "_skip", "_skip_oversized", "_decoder")
 
-    def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, *, skip_oversized: bool = False
+    ) -> None:
         self._buf = bytearray()
         self._max = max_message_size
         self._limit = max_message_size + FRAME_OVERHEAD
+        self._skip = 0  # bytes of an oversized frame still to discard
+        self._skip_oversized = skip_oversized
+        self._decoder = _Decoder()
 
     def feed(self, data: bytes) -> None:
+        if self._skip:
+            n = min(self._skip, len(data))
+            self._skip -= n
+            data = data[n:]
         self._buf += data
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        """Bytes of an unfinished frame (including one being skipped)."""
+        return len(self._buf) + self._skip
 
     def next_payload(self) -> bytes | None:
         """The next whole frame's payload, or None when more bytes are needed."""
         buf = self._buf
+        if buf and buf[0] < 0x80:  # a one-byte prefix: frames under 128 bytes
+            length = buf[0]
+            if len(buf) < 1 + length:
+                return None
+            payload = bytes(buf[1 : 1 + length])
+            del buf[: 1 + length]
+            return payload
         length = 0
         for i in range(min(len(buf), 10)):
             b = buf[i]
             length |= (b & 0x7F) << (7 * i)
             if not b & 0x80:
-                if length > self._limit:
-                    raise MessageTooLarge(
-                        f"peer announced a frame of {length} bytes; the limit is {self._limit}"
-                    )
                 start = i + 1
+                if length > self._limit:
+                    self._oversized(length, start)
                 if len(buf) < start + length:
                     return None
                 payload = bytes(buf[start : start + length])
@@ -353,9 +489,39 @@ class FrameReader:
             raise RemoteProtocolError("varint length prefix longer than 10 bytes")
         return None
 
+    def _oversized(self, length: int, start: int) -> None:
+        message = f"peer announced a frame of {length} bytes; the limit is {self._limit}"
+        if not self._skip_oversized:
+            raise MessageTooLarge(message)
+        head = _peek_head(self._buf, start)
+        if head is None:
+            if len(self._buf) >= start + _MAX_HEAD:  # pragma: no cover - _peek_head decides
+                raise RemoteProtocolError("malformed RPC frame header")
+            raise _NeedMore
+        ftype, call_id = head
+        have = len(self._buf) - start
+        if have >= length:
+            del self._buf[: start + length]
+        else:
+            del self._buf[:]
+            self._skip = length - have
+        raise OversizedFrame(message, call_id, ftype)
+
+    def next_item(self) -> tuple[int, Frame] | None:
+        """The next (call id, frame), or None when more bytes are needed."""
+        try:
+            payload = self.next_payload()
+        except _NeedMore:
+            return None
+        return None if payload is None else decode_item(payload, self._max, self._decoder)
+
     def next_frame(self) -> Frame | None:
-        payload = self.next_payload()
-        return None if payload is None else decode_frame(payload, self._max)
+        item = self.next_item()
+        return None if item is None else item[1]
+
+
+class _NeedMore(Exception):
+    """Internal: the head of an oversized frame has not fully arrived yet."""
 
 
 def deadline_ms(remaining: float | None) -> int | None:

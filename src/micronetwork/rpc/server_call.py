@@ -1,30 +1,28 @@
-"""The serving side of one RPC call (trio): :class:`ServerCall` and :func:`serve_stream`.
+"""The serving side of one RPC call (trio): :class:`ServerCall`.
 
-Theory of operation. Each inbound stream is one call, run by :func:`serve_stream` as two
-tasks: the handler, inside a cancel scope whose deadline is the client's, and a reader that
-decodes the client's frames and hands Data to the handler through a small channel
-(``read_ahead`` messages; beyond that the reader stops reading and yamux's window holds the
-client back). The reader is what notices the client leaving - a Cancel, a reset, a FIN before
-End, the connection dying - and cancels the handler's scope at once, so a handler blocked
-anywhere is cancelled (its ``finally`` runs) rather than left behind.
+Theory of operation. The stream's reader (:mod:`.server_conn`) starts each call's handler as a
+task, inside a cancel scope whose deadline is the client's, and hands it the client's Data
+through a small channel. The reader is what notices the client leaving - a Cancel, a reset, a
+FIN before End, the connection dying - and cancels the handler's scope at once, so a handler
+blocked anywhere is cancelled (its ``finally`` runs) rather than left behind. Answers are
+queued on the stream's outbox; ``send`` waits only while the outbox is over its high-water
+mark (the client is not reading).
 
 How the call ends. A handler that returns gets "ok" sent for it (when the kind allows: a unary
 handler that sent nothing gets "internal"). A :class:`RemoteError` travels with its code;
 :class:`MessageTooLarge` is "message_too_large"; :class:`DeadlineExceeded` is
 "deadline_exceeded"; any other exception is "internal" with its message. When the deadline
 passes the handler is cancelled and "deadline_exceeded" is sent; when the client is gone
-nothing is sent. After the Status the stream is half-closed (FIN), and also reset if the client
-had not ended its requests, which stops it sending; the client still reads the Status (data
-delivered before a FIN survives a later RST in yamux).
+nothing is sent.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -34,14 +32,16 @@ from ..errors import (
     LocalProtocolError,
     MessageTooLarge,
     RemoteError,
-    RemoteProtocolError,
 )
 from ..identity.peerid import PeerId
-from ._io import ABORT_TIMEOUT, StreamBroken, close_quietly, read_chunk, reset_quietly, write
-from .call import Direction, Role, RpcCall
-from .frames import MAX_STATUS_MESSAGE, Cancel, Data, End, Frame, Kind, Status, encode_frame
+from ._io import StreamBroken
+from .call import Direction, RpcCall
+from .frames import END, MAX_STATUS_MESSAGE, OK, Data, Frame, Kind, Status
 
-__all__ = ["ServerCall", "serve_stream"]
+if TYPE_CHECKING:
+    from .server_conn import ServerStream
+
+__all__ = ["ServerCall"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,12 @@ class ServerCall:
     """One inbound call, as the handler sees it."""
 
     def __init__(
-        self, peer: PeerId, stream: Any, state: RpcCall, counters: Counter[str], read_ahead: int
+        self,
+        peer: PeerId,
+        conn: ServerStream,
+        state: RpcCall,
+        counters: Counter[str],
+        read_ahead: int,
     ) -> None:
         assert state.open is not None
         self.peer = peer
@@ -66,15 +71,12 @@ class ServerCall:
         self.deadline: float | None = state.deadline  # trio clock
         self.cancelled = False  # the client cancelled, went away, or broke the protocol
         self.cancel_reason: str | None = None
-        self._stream = stream
+        self._conn = conn
         self._state = state
         self._counters = counters
-        self._inbox_send, self._inbox_recv = trio.open_memory_channel[Any](read_ahead)
+        self._inbox = _Inbox(read_ahead)
         self._pending = bytearray()
-        self._send_lock = trio.Lock()
         self._scope: trio.CancelScope | None = None
-        self._torn = False  # a write stopped half-way: nothing more can be framed
-        self._stream_done = False
 
     @property
     def finished(self) -> bool:
@@ -87,7 +89,7 @@ class ServerCall:
         """The next request. ``trio.EndOfChannel`` after the client's End;
         :class:`CallCancelled` if the client cancelled or went away."""
         try:
-            return await self._inbox_recv.receive()
+            return await self._inbox.receive()
         except trio.EndOfChannel:
             if self.cancelled:
                 raise CallCancelled(self.cancel_reason or "the client cancelled") from None
@@ -113,18 +115,50 @@ class ServerCall:
     async def end(self) -> None:
         """Optional: no more responses; the Status follows."""
         self._check_live()
-        self._pending += self._encode(End())
+        self._pending += self._encode(END)
         await self._flush()
 
     async def finish(self) -> None:
         """End the call successfully (Status "ok")."""
-        await self._send_status(Status())
+        await self._send_status(OK)
 
     async def fail(self, code: str, message: str, details: Any = None) -> None:
         """End the call with an error the client sees as ``RemoteError(code, message, details)``
         (codes "deadline_exceeded", "cancelled" and "message_too_large" map to their own
         exceptions)."""
         await self._send_status(Status(code, message[:MAX_STATUS_MESSAGE], details))
+
+    # -- called by the stream's reader ----------------------------------------------------------
+
+    async def _deliver(self, body: Any) -> None:
+        await self._inbox.put(body)
+
+    def _end_of_requests(self) -> None:
+        self._inbox.close()
+
+    def _client_gone(self, reason: str) -> None:
+        if self.cancelled or self._state.ended_by_us:
+            return
+        self.cancelled = True
+        self.cancel_reason = reason
+        self._counters["calls_cancelled_by_client"] += 1
+        self._inbox.close()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _reject(self, code: str, message: str) -> None:
+        """The client sent something we cannot take for this call: stop the handler, tell
+        the client."""
+        self._client_gone(message)
+        if not self._state.over:
+            self._pending.clear()
+            try:
+                self._pending += self._encode(Status(code, message[:MAX_STATUS_MESSAGE]))
+                self._counters["errors_sent"] += 1
+                self._conn.outbox.put(bytes(self._pending))
+            except (StreamBroken, LocalProtocolError):
+                pass
+            self._pending.clear()
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -138,21 +172,18 @@ class ServerCall:
         return data
 
     async def _flush(self) -> None:
-        async with self._send_lock:
-            if not self._pending or self._torn:
-                return
-            data = bytes(self._pending)
-            self._pending.clear()
-            done = False
-            try:
-                await write(self._stream, data, self._counters)
-                done = True
-            except StreamBroken as exc:
-                self._counters["streams_broken"] += 1
-                self._client_gone(f"the stream broke: {exc}")
-                raise CallCancelled(self.cancel_reason or "the stream broke") from None
-            finally:
-                self._torn = self._torn or not done
+        outbox = self._conn.outbox
+        try:
+            if self._pending:
+                data = bytes(self._pending)
+                self._pending.clear()
+                outbox.put(data)
+            if outbox.buffered > outbox.high_water:
+                await outbox.drain()
+        except StreamBroken as exc:
+            self._counters["streams_broken"] += 1
+            self._client_gone(f"the stream broke: {exc}")
+            raise CallCancelled(self.cancel_reason or "the stream broke") from None
 
     async def _send_status(self, status: Status) -> None:
         self._check_live()
@@ -160,103 +191,32 @@ class ServerCall:
         if not status.ok:
             self._counters["errors_sent"] += 1
         await self._flush()
-        await self._close_stream()
 
-    def _client_gone(self, reason: str) -> None:
-        if self.cancelled or self._state.ended_by_us:
+    def _status_quietly(self, status: Status) -> None:
+        """Best effort at the end of a call: queue a Status (nothing if the call is over)."""
+        if self._state.over or self.cancelled:
             return
-        self.cancelled = True
-        self.cancel_reason = reason
-        self._counters["calls_cancelled_by_client"] += 1
-        self._inbox_send.close()
-        if self._scope is not None:
-            self._scope.cancel()
-
-    async def _close_stream(self) -> None:
-        """FIN after our last frame; RST too if the client may still be sending (or we could
-        not say anything)."""
-        if self._stream_done:
-            return
-        self._stream_done = True
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + ABORT_TIMEOUT):
-            if self._state.over and not self._torn:
-                await close_quietly(self._stream)
-                if self._state.client_state is Direction.OPEN:
-                    await reset_quietly(self._stream)
-            else:
-                await reset_quietly(self._stream)
-
-    async def _status_quietly(self, status: Status) -> None:
-        """Best effort at the end of a call: a Status, bounded in time, then the close."""
-        if not self._state.over and not self.cancelled and not self._torn:
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + ABORT_TIMEOUT):
-                try:
-                    self._pending.clear()  # an unsent response of a failed call is dropped
-                    await self._send_status(status)
-                except (CallCancelled, LocalProtocolError):
-                    pass
-        await self._close_stream()
-
-    # -- the two tasks --------------------------------------------------------------------------
-
-    async def _read_loop(self) -> None:
-        state = self._state
+        self._pending.clear()  # an unsent response of a failed call is dropped
         try:
-            while True:
-                while (frame := state.next_frame(trio.current_time())) is not None:
-                    self._counters["frames_received"] += 1
-                    if isinstance(frame, Data):
-                        await self._inbox_send.send(frame.body)
-                    elif isinstance(frame, End):
-                        self._inbox_send.close()
-                    elif isinstance(frame, Cancel):
-                        self._client_gone(f"the client cancelled: {frame.reason}")
-                        return
-                if state.over:
-                    return
-                chunk = await read_chunk(self._stream)
-                if chunk is None:
-                    if not state.receive_eof():
-                        self._client_gone("the client closed the stream before the call ended")
-                    return
-                self._counters["bytes_received"] += len(chunk)
-                state.receive_data(chunk)
-        except StreamBroken as exc:
-            if not state.over:
-                self._counters["streams_broken"] += 1
-                self._client_gone(f"the stream broke: {exc}")
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the handler is gone; nobody reads requests any more
-        except MessageTooLarge as exc:
-            self._counters["too_large_received"] += 1
-            await self._reject("message_too_large", str(exc))
-        except RemoteProtocolError as exc:
-            self._counters["protocol_errors"] += 1
-            await self._reject("protocol_error", str(exc))
+            self._pending += self._encode(status)
+            if not status.ok:
+                self._counters["errors_sent"] += 1
+            self._conn.outbox.put(bytes(self._pending))
+        except (StreamBroken, LocalProtocolError):
+            pass
+        self._pending.clear()
 
-    async def _reject(self, code: str, message: str) -> None:
-        """The client sent something we cannot take: stop the handler, tell the client."""
-        self._client_gone(message)
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + ABORT_TIMEOUT):
-            async with self._send_lock:
-                if not self._state.over and not self._torn:
-                    self._pending.clear()
-                    try:
-                        data = self._encode(Status(code, message[:MAX_STATUS_MESSAGE]))
-                        self._counters["errors_sent"] += 1
-                        await write(self._stream, data, self._counters)
-                    except (StreamBroken, LocalProtocolError):
-                        pass
-        await self._close_stream()
+    # -- the handler's task ---------------------------------------------------------------------
 
     async def _run(self, handler: Handler) -> None:
+        self._conn.served(1)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read_loop)
-                await self._run_handler(handler)
-                nursery.cancel_scope.cancel()
+            await self._run_handler(handler)
         finally:
-            await self._status_quietly(Status("cancelled", "the server stopped the call"))
+            self._status_quietly(Status("cancelled", "the server stopped the call"))
+            self._inbox.close()
+            self._conn.call_ended(self)
+            self._conn.served(-1)
 
     async def _run_handler(self, handler: Handler) -> None:
         error: Status | None = None
@@ -294,47 +254,50 @@ class ServerCall:
                 error = Status("internal", f"the handler ended without a valid answer: {exc}")
             except CallCancelled:
                 return
-        await self._status_quietly(error)
+        self._status_quietly(error)
 
 
-async def serve_stream(
-    stream: Any,
-    peer: PeerId,
-    handler: Handler,
-    *,
-    max_message_size: int,
-    counters: Counter[str],
-    open_timeout: float,
-    read_ahead: int,
-) -> None:
-    """Serve the one call an inbound stream carries: read the Open, then run the handler."""
-    state = RpcCall(Role.SERVER, max_message_size=max_message_size)
-    try:
-        with trio.fail_after(open_timeout):
-            while state.open is None:
-                if state.next_frame(trio.current_time()) is not None:
-                    break
-                chunk = await read_chunk(stream)
-                if chunk is None:
-                    raise StreamBroken("the stream ended before the Open")
-                counters["bytes_received"] += len(chunk)
-                state.receive_data(chunk)
-    except (trio.TooSlowError, StreamBroken):
-        counters["open_failures"] += 1
-        await reset_quietly(stream)
-        return
-    except (MessageTooLarge, RemoteProtocolError) as exc:
-        code = "message_too_large" if isinstance(exc, MessageTooLarge) else "protocol_error"
-        counters["protocol_errors" if code == "protocol_error" else "too_large_received"] += 1
-        with trio.move_on_after(ABORT_TIMEOUT):
-            try:
-                await write(stream, encode_frame(Status(code, str(exc)[:1000])), counters)
-            except StreamBroken:
-                pass
-            await close_quietly(stream)
-        await reset_quietly(stream)
-        return
-    counters["frames_received"] += 1
-    counters["calls_served"] += 1
-    call = ServerCall(peer, stream, state, counters, read_ahead)
-    await call._run(handler)
+class _Inbox:
+    """The requests read but not yet received by the handler. The reader waits while more
+    than ``capacity`` are queued (the handler is behind); a unary call's one request never
+    makes it wait."""
+
+    __slots__ = ("_items", "_capacity", "closed", "_readable", "_room")
+
+    def __init__(self, capacity: int) -> None:
+        self._items: deque[Any] = deque()
+        self._capacity = capacity
+        self.closed = False
+        self._readable: trio.Event | None = None
+        self._room: trio.Event | None = None
+
+    async def put(self, item: Any) -> None:
+        if self.closed:
+            return  # the handler is gone or stopped reading
+        self._items.append(item)
+        if self._readable is not None:
+            self._readable.set()
+        while len(self._items) > self._capacity and not self.closed:
+            self._room = trio.Event()
+            await self._room.wait()
+
+    async def receive(self) -> Any:
+        items = self._items
+        if items:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        while not items:
+            if self.closed:
+                raise trio.EndOfChannel
+            self._readable = trio.Event()
+            await self._readable.wait()
+        item = items.popleft()
+        if self._room is not None:
+            self._room.set()
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+        if self._readable is not None:
+            self._readable.set()
+        if self._room is not None:
+            self._room.set()

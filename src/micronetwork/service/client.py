@@ -173,10 +173,11 @@ class Client:
             if peer == self._node.peer_id:
                 return await self._node.server.call_local(service, endpoint, body, headers)
             routes.started(service, peer)
+            transport = self._node._rpc
             try:
-                await self._connect(attempt.instance)
+                if not transport.has_stream(peer):  # else the connection is up: skip the dial
+                    await self._connect(attempt.instance)
                 remaining = max(0.001, deadline - trio.current_time())
-                transport = self._node._rpc
                 async with await transport.open_call(
                     peer, service, endpoint, kind="unary", headers=headers, timeout=remaining
                 ) as call:

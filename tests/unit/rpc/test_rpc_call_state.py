@@ -111,7 +111,7 @@ def test_every_transition_matches_the_model(kind: str) -> None:
                 sender.send(step.frame)
             # the same frame forced onto the wire is refused by the receiver, unless it
             # crossed the receiver's own Status / Cancel (then it is silently dropped)
-            receiver.receive_data(encode_frame(step.frame))
+            receiver.receive_data(encode_frame(step.frame, call_id=1))
             if receiver.over and receiver.ended_by_us:
                 assert receiver.next_frame(NOW) is None
             else:
@@ -164,7 +164,7 @@ def test_status_crossing_client_frames_is_dropped_by_the_server() -> None:
     with pytest.raises(LocalProtocolError):
         client.send(Data(2))
     # anything after the peer's final frame is a protocol error
-    client.receive_data(encode_frame(Data(3)))
+    client.receive_data(encode_frame(Data(3), call_id=1))
     with pytest.raises(RemoteProtocolError):
         client.next_frame(NOW)
 
@@ -175,7 +175,7 @@ def test_end_of_stream_is_clean_only_after_the_call() -> None:
     assert not server.receive_eof()  # FIN before the Status: the client is gone
     assert not client.receive_eof()
     client2, server2 = replay("unary", [Step(C, Open(1, "s", "e", "unary"))])
-    server2.receive_data(encode_frame(Data(1))[:2])
+    server2.receive_data(encode_frame(Data(1), call_id=1)[:2])
     with pytest.raises(RemoteProtocolError):
         server2.receive_eof()  # ended inside a frame
 
@@ -210,6 +210,6 @@ def test_oversized_frame_from_the_peer() -> None:
     server = RpcCall(S, max_message_size=1024)
     server.receive_data(encode_frame(Open(1, "s", "e", "bidi")))
     server.next_frame(NOW)
-    server.receive_data(encode_frame(Data(b"x" * 5000), 10_000))
+    server.receive_data(encode_frame(Data(b"x" * 5000), 10_000, call_id=1))
     with pytest.raises(MessageTooLarge):
         server.next_frame(NOW)

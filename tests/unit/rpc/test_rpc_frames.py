@@ -11,6 +11,7 @@ import pytest
 from micronetwork.errors import LocalProtocolError, MessageTooLarge, RemoteProtocolError
 from micronetwork.framing import encode_varint
 from micronetwork.rpc import (
+    PROTOCOL_VERSION,
     Cancel,
     Data,
     End,
@@ -56,13 +57,17 @@ def test_round_trip(frame: Any) -> None:
 
 
 def test_wire_layout() -> None:
-    assert payload(encode_frame(End())) == cbor2.dumps([2])
-    assert payload(encode_frame(Data(5))) == cbor2.dumps([1, 5])
-    assert payload(encode_frame(Status())) == cbor2.dumps([3, "ok", "", None])
-    assert payload(encode_frame(Cancel("x"))) == cbor2.dumps([4, "x"])
+    assert payload(encode_frame(End(), call_id=7)) == cbor2.dumps([2, 7])
+    assert payload(encode_frame(Data(5), call_id=300)) == cbor2.dumps([1, 300, 5])
+    assert payload(encode_frame(Data(b"x"), call_id=2**40)) == cbor2.dumps([1, 2**40, b"x"])
+    assert payload(encode_frame(Status(), call_id=1)) == cbor2.dumps([3, 1, "ok", "", None])
+    assert payload(encode_frame(Cancel("x"), call_id=2)) == cbor2.dumps([4, 2, "x"])
     assert payload(encode_frame(Open(9, "s", "e", "unary", 10, {"a": "b"}))) == cbor2.dumps(
-        [0, 1, 9, "s", "e", "unary", 10, {"a": "b"}]
+        [0, 9, PROTOCOL_VERSION, "s", "e", "unary", 10, {"a": "b"}]
     )
+    assert payload(encode_frame(End())) == cbor2.dumps([2, 0])  # no id given: call 0
+    with pytest.raises(LocalProtocolError):
+        encode_frame(Open(9, "s", "e", "unary"), call_id=8)  # an Open carries its own id
 
 
 def test_several_frames_in_one_chunk() -> None:
