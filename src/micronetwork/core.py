@@ -158,6 +158,11 @@ class NodeCore:
         self._now = now
         self._streams[protocol].on_rpc(peer, data, now)
 
+    def on_stream_lost(self, peer: PeerId, protocol: str, now: float) -> None:
+        """Our outbound long-lived stream to a still-connected ``peer`` broke."""
+        self._now = now
+        self._streams[protocol].on_stream_lost(peer, now)
+
     def on_send_dropped(self, cmd: Send, now: float) -> None:
         self._now = now
         self._streams[cmd.protocol].on_send_dropped(cmd.peer, cmd.message, now)

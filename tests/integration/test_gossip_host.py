@@ -53,3 +53,44 @@ async def test_publish_reaches_every_subscriber_exactly_once() -> None:
             assert stats.get("gossip_rpcs_dropped_by_driver", 0) == 0
             for n in nodes:
                 assert 1 <= len(n.mesh_peers("news")) <= 12
+
+
+async def _reset_outbound_gossip_stream(node: Node, peer: Node) -> None:
+    from libp2p.peer.id import ID
+
+    conns = node._host.get_network().get_connections(ID(bytes(peer.peer_id)))
+    streams = [
+        s for s in conns[0].get_streams()
+        if str(s.get_protocol()).startswith("/meshsub/") and s.muxed_stream.is_initiator
+    ]
+    assert len(streams) == 1
+    await streams[0].reset()
+
+
+async def test_a_broken_gossip_stream_is_reopened_and_the_peer_told_again() -> None:
+    """When our outbound gossip stream breaks while the connection stays up, what was queued
+    on it is lost (counted); the driver opens a new stream and the router re-sends what the
+    peer must know: our subscriptions and our GRAFTs. Without that, the peer never learns of
+    a subscription made while the stream was broken, and never meshes with us on it."""
+    with trio.fail_after(30):
+        async with AsyncExitStack() as stack:
+            a = await stack.enter_async_context(Node.open(NodeConfig.peer(gossip=FAST)))
+            b = await stack.enter_async_context(Node.open(NodeConfig.peer(gossip=FAST)))
+            await a.connect(b.addrs[0])
+            await stack.enter_async_context(a.subscribe("warm"))
+            b_in = await stack.enter_async_context(b.subscribe("t"))
+            while a.peer_id not in b.topic_peers("warm") or b.peer_id not in a.topic_peers("t"):
+                await trio.sleep(0.02)  # no event for subscriptions: poll, bounded above
+            await _reset_outbound_gossip_stream(a, b)
+            # a's subscription and GRAFT for "t" go to the broken stream and are dropped.
+            a_in = await stack.enter_async_context(a.subscribe("t"))
+            while a.peer_id not in b.mesh_peers("t"):
+                await trio.sleep(0.02)
+            assert a.stats()["gossip_rpcs_dropped_by_driver"] >= 1
+            assert a.stats()["driver_stream_reopens"] >= 1
+            await b.publish("t", b"after the break")
+            msg = await a_in.receive()
+            assert (msg.data, msg.from_peer) == (b"after the break", b.peer_id)
+            await a.publish("t", b"and back")
+            got = [(await b_in.receive()).data, (await b_in.receive()).data]
+            assert got == [b"after the break", b"and back"]  # its own, then a's

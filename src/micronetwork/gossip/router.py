@@ -259,6 +259,23 @@ class GossipCore:
             return
         self._bad_rpc(peer, st, reason)
 
+    def on_stream_lost(self, peer: PeerId, now: float) -> None:
+        """Our outbound stream to a still-connected ``peer`` broke (and what was queued on it
+        is reported dropped): the driver opens a new one on the next send. What the peer may
+        have missed of our state is sent again on it: our subscriptions (the hello) and a
+        GRAFT for each topic where it is in our mesh, both idempotent at the receiver; lost
+        messages are recovered through IHAVE/IWANT like any other (go-libp2p likewise
+        re-sends the hello when it reopens a dead peer's stream)."""
+        if peer not in self.peers:
+            return
+        self.counters["streams_reopened"] += 1
+        subs = tuple(SubOpts(True, t) for t in sorted(self.mesh))
+        grafts = tuple(Graft(t) for t in sorted(self.mesh) if peer in self.mesh[t])
+        if subs or grafts:
+            self.send_rpc(peer, RPC(
+                subscriptions=subs, control=Control(graft=grafts) if grafts else None,
+            ))
+
     def on_send_dropped(self, peer: PeerId, rpc: RPC, now: float) -> None:
         """The driver dropped an RPC it was told to send: counted, per peer and in total."""
         self.counters["rpcs_dropped_by_driver"] += 1

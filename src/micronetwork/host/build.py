@@ -6,6 +6,12 @@ dials addresses happy-eyeballs style and, unless the peer already has
 second connection *after the first has already succeeded*. Every ``connect()`` then costs
 ~251 ms on loopback. With one connection per peer allowed, the first success ends the dial and
 connection set-up takes milliseconds (see docs/decisions.md and benchmarks/discovery.py).
+
+Why the auto-connector is switched off: py-libp2p's swarm dials every peer in its peerstore,
+every 30 s and after each disconnect, until it holds 150 connections (midpoint of its
+watermarks). Which peers a node connects to is the Kademlia core's decision (as in go-libp2p,
+which has no such dialer); with it on, an idle 21-node network in one process spent most of a
+core on connections nobody asked for, and their churn.
 """
 
 from __future__ import annotations
@@ -43,7 +49,21 @@ def build_host(key: KeyPair, listen: tuple[str, ...]) -> tuple[Any, list[multiad
     host = new_host(
         key_pair=key.to_libp2p(),
         muxer_preference="YAMUX",
-        connection_config=ConnectionConfig(max_connections_per_peer=1),
+        connection_config=ConnectionConfig(
+            max_connections_per_peer=1, min_connections=0, low_watermark=0
+        ),
         listen_addrs=listen_addrs,
     )
+    _disable_auto_connector(host)
     return host, listen_addrs
+
+
+def _disable_auto_connector(host: Any) -> None:
+    connector = getattr(host.get_network(), "auto_connector", None)
+    if connector is None:
+        return
+
+    async def no_dials() -> None:
+        return None
+
+    connector.maybe_connect = no_dials

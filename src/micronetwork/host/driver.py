@@ -55,6 +55,10 @@ _POOL_SIZE = 4  # idle outbound streams kept per (peer, protocol)
 _SEND_QUEUE = 4096  # RPCs queued per peer for a long-lived stream before drops (counted)
 _MAX_MERGED = 64 * 1024  # queued RPCs to one peer merge into frames of up to this size
 _ADDR_TTL = 3600
+_MAX_REOPENS = 5  # broken outbound gossip streams re-opened per connection before giving up
+_REOPEN_BACKOFF = 0.25  # seconds before the first re-open; doubles with each failure
+_IDENTIFY_RETRIES = 3  # identify attempts after the first that failed (under load it times out)
+_IDENTIFY_BACKOFF = 0.5  # seconds before the first retry; doubles with each
 
 
 def to_libp2p_id(peer: PeerId) -> ID:
@@ -157,6 +161,7 @@ class HostDriver:
         self._senders: dict[PeerId, trio.MemorySendChannel[tuple[Send, bytes]]] = {}
         self.counters: Counter[str] = Counter()
         self._identified: dict[PeerId, trio.Event] = {}
+        self._stream_failures: dict[PeerId, int] = {}
         self.closed = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -178,9 +183,26 @@ class HostDriver:
         # identify exchange per connection.
         original = self.host._identify_peer
 
+        host = self.host
+
         async def identify_then_report(peer_id: ID, *, reason: str) -> None:
+            # py-libp2p gives up quietly when identify fails (no stream within its timeouts,
+            # common when many connections start at once on a loaded machine): the peer then
+            # looks as if it served nothing, and gossip and the DHT never use the connection.
+            # So a failed identify is retried a few times, with backoff, while connected.
             try:
                 await original(peer_id, reason=reason)
+                for attempt in range(_IDENTIFY_RETRIES):
+                    if peer_id in host._identified_peers or self.closed:
+                        break
+                    if not host.get_network().get_connections(peer_id):
+                        break
+                    self.counters["identify_retries"] += 1
+                    await trio.sleep(_IDENTIFY_BACKOFF * 2**attempt)
+                    await original(peer_id, reason=f"{reason}-retry")
+                else:
+                    if peer_id not in host._identified_peers:
+                        self.counters["identify_failed"] += 1
             finally:
                 self.peer_identified(peer_id)
 
@@ -289,6 +311,7 @@ class HostDriver:
         if sender is not None:
             sender.close()
         self._identified.pop(peer, None)
+        self._stream_failures.pop(peer, None)
         self.core.on_peer_disconnected(peer, self.now())
         self.pump()
 
@@ -456,6 +479,7 @@ class HostDriver:
         a decode at the receiver: coalescing is what keeps the CPU per message low under load.
         """
         stream: INetStream | None = None
+        broke = False
         batch: list[Send] = []
         carry: tuple[Send, bytes] | None = None
         protocol = ""
@@ -496,6 +520,7 @@ class HostDriver:
                     self.counters["stream_rpcs"] += len(items)
                     batch = []
         except Exception as exc:
+            broke = True
             log.debug("gossip stream to %s broke: %s", peer.short(), exc)
         finally:
             if self._senders.get(peer) is send:
@@ -509,11 +534,34 @@ class HostDriver:
                     break
             for cmd in lost:
                 self.core.on_send_dropped(cmd, self.now())
-            if lost:
+            if broke and protocol:
+                self._reopen_later(peer, protocol)
+            elif lost:
                 self.pump()
             if stream is not None:
                 with trio.CancelScope(shield=True):
                     await _close(stream)
+
+    def _reopen_later(self, peer: PeerId, protocol: str) -> None:
+        """After a broken outbound stream: tell the core (it re-sends what the peer must know,
+        which opens a new stream) while the peer is connected, after a backoff that doubles
+        with each failure on this connection, at most ``_MAX_REOPENS`` times."""
+        failures = self._stream_failures[peer] = self._stream_failures.get(peer, 0) + 1
+        if failures > _MAX_REOPENS or self.closed or self._nursery is None:
+            self.counters["stream_reopens_given_up"] += 1
+            self.pump()
+            return
+
+        async def reopen() -> None:
+            await trio.sleep(_REOPEN_BACKOFF * 2 ** (failures - 1))
+            if self.closed or not self.host.get_network().get_connections(to_libp2p_id(peer)):
+                return
+            self.counters["stream_reopens"] += 1
+            self.core.on_stream_lost(peer, protocol, self.now())
+            self.pump()
+
+        self.pump()
+        self._nursery.start_soon(reopen)
 
     async def flush(self, poll: float = 0.005) -> None:
         """Return once every gossip send queue is empty and its last write has finished

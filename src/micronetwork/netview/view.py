@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["NetworkView", "NodeView"]
 
 _PING = "/ipfs/ping/1.0.0"
+_RTT_MAX_AGE_INTERVALS = 4  # an RTT is re-measured after this many announce intervals
 _PING_TIMEOUT = 2.0
 _MAX_PINGS = 64  # peers measured at once
 
@@ -75,10 +76,12 @@ class NetworkView:
     # -- measuring ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Background task: measure the direct peers every announce interval."""
+        """Background task: measure a new direct peer at once, then every
+        ``_RTT_MAX_AGE_INTERVALS`` announce intervals (each ping is a new stream with its
+        protocol negotiation, on both ends: cheap, but not free when a node has many peers)."""
         interval = self._core.config.interval
         while not self._node._closed:
-            await self.measure(max_age=interval)
+            await self.measure(max_age=interval * _RTT_MAX_AGE_INTERVALS)
             await trio.sleep(interval / 3)
 
     async def measure(self, max_age: float = 15.0) -> None:
@@ -98,6 +101,9 @@ class NetworkView:
 
     async def _measure_one(self, peer: PeerId) -> None:
         node = self._node
+        # A failure counts as a measurement too: it is retried after max_age like a success,
+        # not on every pass (a peer without ping would otherwise cost a stream every few s).
+        self._measured[peer] = trio.current_time()
         try:
             with trio.fail_after(_PING_TIMEOUT):
                 rtt = await _ping(node._host, peer)
