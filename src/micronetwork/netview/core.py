@@ -4,7 +4,7 @@ Theory of operation. Every node announces a signed :class:`NetviewRecord` (who i
 role and addresses, its direct peers with measured round-trip times, the services it serves) on
 the gossip topic ``/micronetwork/netview/1``:
 
-* every ``interval`` (15 s), so a live node never expires at its receivers (``ttl`` 45 s:
+* every ``interval`` (30 s), so a live node never expires at its receivers (``ttl`` 90 s:
   two lost announcements do not expire it);
 * soon after its peer set, its services or its addresses change, and when a peer subscribes to
   the topic (a newcomer learns about us), rate-limited to one announcement per
@@ -55,8 +55,8 @@ class NetviewConfig:
     """Timings and bounds of the network view (see the module docstring)."""
 
     role: Role = "peer"
-    interval: float = 15.0
-    ttl: float = 45.0
+    interval: float = 30.0
+    ttl: float = 90.0
     min_interval: float = 1.0
     max_peers: int = MAX_PEERS
     max_records: int = 10_000
