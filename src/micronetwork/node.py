@@ -251,7 +251,7 @@ class Node:
         self.broker.close()  # leaves queue groups, flushes and closes the retention stores
         self._core.registry.deregister_all(self._driver.now())
         self._driver.pump()
-        await self._driver.flush()
+        await self._driver.streams.flush()
 
     def _shutdown(self) -> None:
         if self._closed:

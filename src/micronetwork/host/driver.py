@@ -13,10 +13,10 @@ Theory of operation. The driver owns everything with I/O or a clock and nothing 
 * connection events: when py-libp2p's own identify exchange for a new connection completes, the
   core hears ``on_peer_identified`` with the protocols and listen addresses the peer announced;
   a closed last connection is ``on_peer_disconnected``;
-* long-lived streams (gossipsub): inbound, every frame read is ``on_stream_message``; outbound,
-  ``Send`` commands go into a bounded per-peer queue that one sender task per peer writes, in
-  order, on its stream (opened on first use). A full queue or a broken stream drops RPCs, and
-  every drop is reported to the core (``on_send_dropped``): counted, never silent;
+* long-lived streams (gossipsub): :class:`~.long_streams.LongStreams` (``driver.streams``);
+  ``Send`` commands go there: per-peer queues, one writer per peer, drops counted, broken
+  streams re-opened;
+* identify: py-libp2p's own exchange, retried when it failed (see ``_hook_identify``);
 * the timer: a task that sleeps until ``core.next_deadline()`` (woken early when any input may
   have moved it) and calls ``core.on_timer``.
 
@@ -44,55 +44,18 @@ from ..core import NodeCore
 from ..errors import DialError, RemoteProtocolError
 from ..framing import FrameDecoder, encode_frame
 from ..gossip.commands import Send
-from ..gossip.messages import RPC, merge_controls
 from ..identity.peerid import PeerId
+from ._streamio import abort_stream, close_stream, from_libp2p_id, read_frame, to_libp2p_id
+from .long_streams import LongStreams, coalesce_rpcs
 
-__all__ = ["HostDriver", "coalesce_rpcs"]
+__all__ = ["HostDriver", "coalesce_rpcs", "from_libp2p_id", "to_libp2p_id"]
 
 log = logging.getLogger(__name__)
 
 _POOL_SIZE = 4  # idle outbound streams kept per (peer, protocol)
-_SEND_QUEUE = 4096  # RPCs queued per peer for a long-lived stream before drops (counted)
-_MAX_MERGED = 64 * 1024  # queued RPCs to one peer merge into frames of up to this size
 _ADDR_TTL = 3600
-_MAX_REOPENS = 5  # broken outbound gossip streams re-opened per connection before giving up
-_REOPEN_BACKOFF = 0.25  # seconds before the first re-open; doubles with each failure
 _IDENTIFY_RETRIES = 3  # identify attempts after the first that failed (under load it times out)
 _IDENTIFY_BACKOFF = 0.5  # seconds before the first retry; doubles with each
-
-
-def to_libp2p_id(peer: PeerId) -> ID:
-    return ID(bytes(peer))
-
-
-def from_libp2p_id(peer: ID) -> PeerId:
-    return PeerId(peer.to_bytes())
-
-
-def coalesce_rpcs(items: list[tuple[Send, bytes]], encode: Callable[[RPC], bytes]) -> bytes:
-    """One frame body for RPCs queued to one peer: ``items`` are (command, its encoding).
-
-    Protobuf decodes concatenated encodings as their merge: repeated fields (subscriptions,
-    messages) append, and so would the singular ``control`` field, merged field by field. But
-    not every gossipsub decoder merges: js-libp2p-gossipsub's (protons) keeps only the *last*
-    ``control`` of a frame, so a burst of GRAFTs (one per topic subscribed), IHAVEs or IDONTWANTs
-    lost all but one. So the frame carries at most one ``control``: the RPCs without one are
-    concatenated as encoded, and the controls are merged here and encoded once, at the end (a
-    receiver handles a frame's subscriptions, then its messages, then its control, whatever the
-    order of the fields).
-    """
-    controls = [cmd.message.control for cmd, _ in items if cmd.message.control]
-    if len(controls) < 2:
-        return b"".join(body for _, body in items)
-    parts = []
-    for cmd, body in items:
-        rpc = cmd.message
-        if not rpc.control:
-            parts.append(body)
-        elif rpc.subscriptions or rpc.publish:
-            parts.append(encode(RPC(subscriptions=rpc.subscriptions, publish=rpc.publish)))
-    parts.append(encode(RPC(control=merge_controls(controls))))
-    return b"".join(parts)
 
 
 class _Slot:
@@ -158,11 +121,10 @@ class HostDriver:
         self._slots: dict[int, _Slot] = {}
         self._pool: dict[tuple[PeerId, str], list[INetStream]] = {}
         self._dialing: dict[PeerId, trio.Event] = {}
-        self._senders: dict[PeerId, trio.MemorySendChannel[tuple[Send, bytes]]] = {}
         self.counters: Counter[str] = Counter()
         self._identified: dict[PeerId, trio.Event] = {}
-        self._stream_failures: dict[PeerId, int] = {}
         self.closed = False
+        self.streams = LongStreams(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -172,7 +134,7 @@ class HostDriver:
         for protocol in self.core.protocols:
             self.host.set_stream_handler(protocol, self._make_handler(protocol))
         for protocol in self.core.stream_protocols:
-            self.host.set_stream_handler(protocol, self._make_stream_handler(protocol))
+            self.host.set_stream_handler(protocol, self.streams.make_handler(protocol))
         self.host.get_network().register_notifee(_Notifee(self))
         self._hook_identify()
         nursery.start_soon(self._timer_loop)
@@ -230,7 +192,7 @@ class HostDriver:
                 body = encoded.get(key)
                 if body is None:
                     body = encoded[key] = self.core.encode(cmd.protocol, cmd.message)
-                self._send(cmd, body)
+                self.streams.send(cmd, body)
             elif isinstance(cmd, Request):
                 if nursery is not None and not self.closed:
                     nursery.start_soon(self._do_request, cmd)
@@ -307,11 +269,8 @@ class HostDriver:
             return
         for key in [k for k in self._pool if k[0] == peer]:
             del self._pool[key]
-        sender = self._senders.pop(peer, None)
-        if sender is not None:
-            sender.close()
+        self.streams.peer_disconnected(peer)
         self._identified.pop(peer, None)
-        self._stream_failures.pop(peer, None)
         self.core.on_peer_disconnected(peer, self.now())
         self.pump()
 
@@ -418,17 +377,17 @@ class HostDriver:
                 raise
             except Exception:
                 pass
-            await _abort(stream)
+            await abort_stream(stream)
         stream = await self.host.new_stream(to_libp2p_id(cmd.peer), [cmd.protocol])
         try:
             reply = await self._write_read(stream, frame, cmd)
         except BaseException:
-            await _abort(stream)
+            await abort_stream(stream)
             raise
         if cmd.expect_response and reply is not None:
             self._release(key, stream)
         else:
-            await _close(stream)
+            await close_stream(stream)
         return reply
 
     async def _write_read(self, stream: INetStream, frame: bytes, cmd: Request) -> bytes | None:
@@ -438,7 +397,7 @@ class HostDriver:
         decoder = FrameDecoder(self.core.max_message_size(cmd.protocol))
         # The core times the request out; this bound only frees the task afterwards.
         with trio.move_on_after(self._idle_timeout):
-            return await _read_frame(stream, decoder)
+            return await read_frame(stream, decoder)
         return None
 
     def _release(self, key: tuple[PeerId, str], stream: INetStream) -> None:
@@ -446,163 +405,7 @@ class HostDriver:
         if len(pool) < _POOL_SIZE and not self.closed:
             pool.append(stream)
         elif self._nursery is not None:
-            self._nursery.start_soon(_close, stream)
-
-    # -- long-lived streams (gossip) ------------------------------------------------------------
-
-    def _send(self, cmd: Send, frame: bytes) -> None:
-        if self.closed or self._nursery is None:
-            return
-        channel = self._senders.get(cmd.peer)
-        if channel is None:
-            send, recv = trio.open_memory_channel[tuple[Send, bytes]](_SEND_QUEUE)
-            channel = self._senders[cmd.peer] = send
-            self._nursery.start_soon(self._sender_task, cmd.peer, send, recv)
-        try:
-            channel.send_nowait((cmd, frame))
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-            self.core.on_send_dropped(cmd, self.now())
-
-    async def _sender_task(
-        self,
-        peer: PeerId,
-        send: trio.MemorySendChannel[tuple[Send, bytes]],
-        recv: trio.MemoryReceiveChannel[tuple[Send, bytes]],
-    ) -> None:
-        """Write every queued RPC to ``peer`` in order on one stream; report what is lost.
-
-        Whatever queued up while the last write was in flight goes out in one write, as one
-        frame: serialized protobuf messages of the same type concatenate into their merge (the
-        repeated fields of an RPC append; the controls are merged by :func:`coalesce_rpcs`),
-        so N queued RPCs become one RPC. With py-libp2p each
-        write costs a yamux frame, a Noise encryption and many scheduler passes, and each frame
-        a decode at the receiver: coalescing is what keeps the CPU per message low under load.
-        """
-        stream: INetStream | None = None
-        broke = False
-        batch: list[Send] = []
-        carry: tuple[Send, bytes] | None = None
-        protocol = ""
-
-        def encode(rpc: RPC) -> bytes:
-            return self.core.encode(protocol, rpc)
-
-        try:
-            async with recv:
-                while True:
-                    if carry is not None:
-                        (cmd, body), carry = carry, None
-                    else:
-                        try:
-                            cmd, body = await recv.receive()
-                        except trio.EndOfChannel:
-                            break
-                    items, size = [(cmd, body)], len(body)
-                    batch, protocol = [cmd], cmd.protocol
-                    max_size = self.core.max_message_size(cmd.protocol)
-                    limit = min(_MAX_MERGED, max_size)
-                    while size < limit:
-                        try:
-                            more = recv.receive_nowait()
-                        except trio.WouldBlock:
-                            break
-                        if more[0].protocol != cmd.protocol or size + len(more[1]) > limit:
-                            carry = more
-                            break
-                        batch.append(more[0])
-                        items.append(more)
-                        size += len(more[1])
-                    if stream is None:
-                        await self.ensure_connected(cmd.peer, ())
-                        stream = await self.host.new_stream(to_libp2p_id(peer), [cmd.protocol])
-                    await stream.write(encode_frame(coalesce_rpcs(items, encode), max_size))
-                    self.counters["stream_writes"] += 1
-                    self.counters["stream_rpcs"] += len(items)
-                    batch = []
-        except Exception as exc:
-            broke = True
-            log.debug("gossip stream to %s broke: %s", peer.short(), exc)
-        finally:
-            if self._senders.get(peer) is send:
-                del self._senders[peer]
-            send.close()
-            lost = batch + ([carry[0]] if carry is not None else [])
-            while True:
-                try:
-                    lost.append(recv.receive_nowait()[0])
-                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                    break
-            for cmd in lost:
-                self.core.on_send_dropped(cmd, self.now())
-            if broke and protocol:
-                self._reopen_later(peer, protocol)
-            elif lost:
-                self.pump()
-            if stream is not None:
-                with trio.CancelScope(shield=True):
-                    await _close(stream)
-
-    def _reopen_later(self, peer: PeerId, protocol: str) -> None:
-        """After a broken outbound stream: tell the core (it re-sends what the peer must know,
-        which opens a new stream) while the peer is connected, after a backoff that doubles
-        with each failure on this connection, at most ``_MAX_REOPENS`` times."""
-        failures = self._stream_failures[peer] = self._stream_failures.get(peer, 0) + 1
-        if failures > _MAX_REOPENS or self.closed or self._nursery is None:
-            self.counters["stream_reopens_given_up"] += 1
-            self.pump()
-            return
-
-        async def reopen() -> None:
-            await trio.sleep(_REOPEN_BACKOFF * 2 ** (failures - 1))
-            if self.closed or not self.host.get_network().get_connections(to_libp2p_id(peer)):
-                return
-            self.counters["stream_reopens"] += 1
-            self.core.on_stream_lost(peer, protocol, self.now())
-            self.pump()
-
-        self.pump()
-        self._nursery.start_soon(reopen)
-
-    async def flush(self, poll: float = 0.005) -> None:
-        """Return once every gossip send queue is empty and its last write has finished
-        (callers bound it with a timeout; used to get withdrawals out before closing)."""
-        while True:
-            busy = [s for s in self._senders.values() if s.statistics().current_buffer_used]
-            if not busy:
-                break
-            await trio.sleep(poll)
-        await trio.sleep(poll)  # the last dequeued batch's write
-
-    def _make_stream_handler(self, protocol: str) -> Callable[[INetStream], Any]:
-        async def handler(stream: INetStream) -> None:
-            await self._serve_long_stream(protocol, stream)
-
-        return handler
-
-    async def _serve_long_stream(self, protocol: str, stream: INetStream) -> None:
-        peer = from_libp2p_id(stream.muxed_conn.peer_id)
-        decoder = FrameDecoder(self.core.max_message_size(protocol))
-        self.core.on_stream_opened(peer, protocol, self.now())
-        self.pump()
-        try:
-            while not self.closed:
-                frame = await _read_frame(stream, decoder)
-                if frame is None:
-                    break
-                now = self.now()
-                self.core.on_stream_message(peer, protocol, frame, now)
-                # Everything already buffered is handled before one pump.
-                while (frame := decoder.next_frame()) is not None:
-                    self.core.on_stream_message(peer, protocol, frame, now)
-                self.pump()
-        except RemoteProtocolError as exc:
-            self.core.on_bad_message(peer, protocol, str(exc), self.now())
-            self.pump()
-            await _abort(stream)
-            return
-        except Exception as exc:
-            log.debug("inbound %s stream from %s ended: %s", protocol, peer.short(), exc)
-        await _close(stream)
+            self._nursery.start_soon(close_stream, stream)
 
     # -- inbound requests -----------------------------------------------------------------------
 
@@ -620,7 +423,7 @@ class HostDriver:
             while not self.closed:
                 frame = None
                 with trio.move_on_after(self._idle_timeout):
-                    frame = await _read_frame(stream, decoder)
+                    frame = await read_frame(stream, decoder)
                 if frame is None:  # clean end of stream, or idle too long
                     break
                 if not await self._answer(peer, protocol, stream, frame):
@@ -633,9 +436,9 @@ class HostDriver:
             log.debug("inbound %s stream from %s ended: %s", protocol, peer.short(), exc)
         finally:
             if clean:
-                await _close(stream)
+                await close_stream(stream)
             else:
-                await _abort(stream)
+                await abort_stream(stream)
 
     async def _answer(self, peer: PeerId, protocol: str, stream: INetStream, frame: bytes) -> bool:
         """Hand one request to the core and write its answer; False ends the stream."""
@@ -654,34 +457,3 @@ class HostDriver:
         data = self.core.encode(protocol, slot.message)
         await stream.write(encode_frame(data, self.core.max_message_size(protocol)))
         return True
-
-
-async def _read_frame(stream: INetStream, decoder: FrameDecoder) -> bytes | None:
-    """The next frame, or None at a clean end of stream (between frames)."""
-    while True:
-        frame = decoder.next_frame()
-        if frame is not None:
-            return frame
-        try:
-            chunk = await stream.read(65536)
-        except EOFError:
-            chunk = b""
-        if not chunk:
-            if decoder.buffered:
-                raise RemoteProtocolError("stream ended inside a frame")
-            return None
-        decoder.feed(chunk)
-
-
-async def _close(stream: INetStream) -> None:
-    try:
-        await stream.close()
-    except Exception:
-        pass
-
-
-async def _abort(stream: INetStream) -> None:
-    try:
-        await stream.reset()
-    except Exception:
-        pass
