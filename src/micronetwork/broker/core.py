@@ -45,19 +45,20 @@ from ..errors import ConfigError, MicronetworkError, SignatureError, ValidationE
 from ..gossip.events import Message, Outcome
 from ..identity.keys import KeyPair
 from ..identity.peerid import PeerId
+from . import _catchup
+from ._catchup import PendingRequest, ReplayState
 from .config import TOPIC_PREFIX, BrokerConfig, gossip_topic
 from .event import EVENT_PAYLOAD_TYPE, Event, InvalidEvent, open_event, seal_event, valid_topic
-from .events import Cursor, FromOffset, FromTime, Missed, Since, Stored
+from .events import Cursor, FromTime, Since, Stored
 from .groups import MEMBER_PAYLOAD_TYPE, GroupTable, Membership, open_membership
 from .log import RetentionLog
 from .store import SegmentStore
-from .subscription import PubState, Subscription
+from .subscription import Subscription
 from .wire import (
     RangeRequest,
     ReplayRequest,
     StoreRequest,
     decode,
-    parse_answer,
     parse_request,
     serve_range,
     serve_replay,
@@ -77,27 +78,6 @@ class BrokerPorts(Protocol):
     def publish(self, topic: str, data: bytes, now: float) -> None: ...
     def subscribe(self, topic: str, now: float) -> None: ...
     def unsubscribe(self, topic: str, now: float) -> None: ...
-
-
-@dataclass(slots=True)
-class _Replay:
-    sid: int
-    peers: list[PeerId]
-    since_offset: int | None
-    since_time: float | None
-    after: dict[PeerId, int]
-    by_offset: bool = False
-    peer: PeerId | None = None
-    request: int | None = None
-
-
-@dataclass(slots=True)
-class _Pending:
-    kind: str  # "replay" | "range" | "store"
-    sid: int
-    peer: PeerId
-    publisher: PeerId | None = None
-    deadline: float = 0.0
 
 
 @dataclass(slots=True)
@@ -141,8 +121,8 @@ class BrokerCore:
         self._next_id = 0
         self._next_sid = 0
         self._member_seq = seq_base
-        self._pending: dict[int, _Pending] = {}
-        self._replays: dict[int, _Replay] = {}
+        self._pending: dict[int, PendingRequest] = {}
+        self._replays: dict[int, ReplayState] = {}
         self._timeouts: list[tuple[float, int]] = []
         self._announce_at: dict[tuple[str, str], float] = {}
         if self.config.retain_topics != "*":
@@ -271,7 +251,7 @@ class BrokerCore:
         """Hand our ``event`` to the retention node ``peer``; a :class:`Stored` event
         answers (with the offset it was stored at, or the refusal)."""
         return self._request(peer, StoreRequest(event.signed).to_wire(),
-                             _Pending("store", -1, peer), now)
+                             PendingRequest("store", -1, peer), now)
 
     def _offer(self, ev: Event, offset: int | None, source: PeerId | None, now: float) -> None:
         for sid in sorted(self.by_topic.get(ev.topic, ())):
@@ -312,7 +292,7 @@ class BrokerCore:
         if group is not None:
             self._announce(topic, group, now, leaving=False)
         if since is not None:
-            self._start_replay(sub, since, now)
+            _catchup.start_replay(self, sub, since, now)
         return sid
 
     def unsubscribe(self, sid: int, now: float) -> None:
@@ -340,69 +320,14 @@ class BrokerCore:
         sub = self.subs.get(sid)
         if sub is not None and sub.consumed(n):
             self.counters["lag_resumes"] += 1
-            self._start_replay(sub, sub.cursor(), now)
+            _catchup.start_replay(self, sub, sub.cursor(), now)
 
     def _emit(self, event: object) -> None:
         self._out.append(Emit(event))
 
-    # == replay (client side) ==================================================================
+    # == requests to peers ====================================================================
 
-    def _start_replay(self, sub: Subscription, since: Since, now: float) -> None:
-        sub.begin_replay()
-        skew = self.config.clock_skew
-        if isinstance(since, FromOffset):
-            rp = _Replay(sub.id, [since.node], since.offset, None, {}, by_offset=True)
-        elif isinstance(since, FromTime):
-            rp = _Replay(sub.id, [], None, since.wall - skew, {})
-        else:
-            rp = _Replay(sub.id, [], None, since.time - skew, since.as_dict())
-        local = self.logs.get(sub.topic)
-        if local is not None and (not rp.peers or rp.peers == [self.local_id]):
-            self._replay_local(sub, rp, local, now)
-            return
-        if not rp.peers:
-            rp.peers = self._candidates(sub.topic)
-        rp.peers = [p for p in rp.peers if p != self.local_id]
-        self._replays[sub.id] = rp
-        self._replay_next_peer(sub, rp, now)
-
-    def _replay_local(
-        self, sub: Subscription, rp: _Replay, rlog: RetentionLog, now: float
-    ) -> None:
-        since_offset, first = rp.since_offset, True
-        while sub.state == "replaying":
-            r = rlog.read(
-                since_offset=since_offset, since_time=rp.since_time, after=rp.after,
-                limit=self.config.page_events,
-            )
-            if r.missed:
-                self._emit(Missed(sub.id, r.missed, "evicted", exact=r.exact))
-            heads = {}
-            if first:
-                heads = {p: rlog.head(p) for p in rp.after if rlog.head(p) > rp.after[p]}
-            items = [(e.event, e.offset) for e in r.entries]
-            sub.replay_page(items, self.local_id, r.evicted, heads, now)
-            if not r.more:
-                break
-            since_offset, first = r.next_offset, False
-        sub.end_replay(now)
-
-    def _replay_next_peer(self, sub: Subscription, rp: _Replay, now: float) -> None:
-        if not rp.peers:
-            self._replays.pop(sub.id, None)
-            self._emit(Missed(sub.id, 0, "unavailable", exact=False))
-            if sub.state == "replaying":
-                sub.end_replay(now)
-            return
-        rp.peer = rp.peers.pop(0)
-        self._send_replay(sub, rp, rp.since_offset, now)
-
-    def _send_replay(self, sub: Subscription, rp: _Replay, offset: int | None, now: float) -> None:
-        assert rp.peer is not None
-        req = ReplayRequest(sub.topic, offset, rp.since_time, rp.after, self.config.page_bytes)
-        rp.request = self._request(rp.peer, req.to_wire(), _Pending("replay", sub.id, rp.peer), now)
-
-    def _request(self, peer: PeerId, message: Any, pending: _Pending, now: float) -> int:
+    def _request(self, peer: PeerId, message: Any, pending: PendingRequest, now: float) -> int:
         self._next_id += 1
         rid = self._next_id
         pending.deadline = now + self.config.request_timeout
@@ -410,38 +335,6 @@ class BrokerCore:
         heapq.heappush(self._timeouts, (pending.deadline, rid))
         self._out.append(Request(peer, self.config.protocol_id, rid, message))
         return rid
-
-    def _on_replay_answer(self, p: _Pending, rid: int, answer: Any, now: float) -> None:
-        sub = self.subs.get(p.sid)
-        rp = self._replays.get(p.sid)
-        if sub is None or rp is None or rp.request != rid:
-            return
-        a = parse_answer(answer)
-        if a is None or a.error is not None:
-            self.counters["bad_answers" if a is None else "replay_refused"] += 1
-            self._replay_failed(sub, rp, now)
-            return
-        if a.missed:
-            self._emit(Missed(sub.id, a.missed, "evicted", exact=a.exact))
-        items = self._verified_events(sub.topic, a.events, now)
-        sub.replay_page(items, p.peer, a.evicted or {}, a.heads or {}, now)
-        progress = a.next > (-1 if rp.since_offset is None else rp.since_offset)
-        if sub.state != "replaying":
-            self._replays.pop(sub.id, None)  # it went lagging: resumes later from its cursor
-        elif a.more and progress:
-            rp.since_offset = a.next
-            self._send_replay(sub, rp, a.next, now)
-        else:
-            self._replays.pop(sub.id, None)
-            sub.end_replay(now)
-
-    def _replay_failed(self, sub: Subscription, rp: _Replay, now: float) -> None:
-        if rp.by_offset:
-            rp.peers = []  # offsets mean nothing on another node
-        else:
-            rp.since_offset = None
-            rp.after = sub.cursor().as_dict()
-        self._replay_next_peer(sub, rp, now)
 
     def _verified_events(
         self, topic: str, raw: Iterable[tuple[int | None, bytes]], now: float
@@ -464,44 +357,6 @@ class BrokerCore:
                 rlog.append(ev, self._wall(now))
             out.append((ev, offset))
         return out
-
-    # == gaps (client side) ====================================================================
-
-    def _fetch_gap(self, sub: Subscription, pub: PeerId, p: PubState, now: float) -> None:
-        lo, hi = p.delivered + 1, p.upper()
-        for rlog in (self.logs.get(sub.topic), self.own_logs.get(sub.topic)):
-            if rlog is not None:
-                for entry in rlog.range(pub, lo, hi):
-                    sub.offer(entry.event, None, self.local_id, now, replay=True)
-        if not p.upper() or pub not in sub.open_gaps:
-            return
-        candidates = [pub, *self._candidates(sub.topic)]
-        for peer in candidates:
-            if peer != self.local_id and peer not in p.tried:
-                p.tried.add(peer)
-                req = RangeRequest(sub.topic, pub, lo, p.upper())
-                p.fetching = self._request(
-                    peer, req.to_wire(), _Pending("range", sub.id, peer, pub), now
-                )
-                self.counters["gap_fetches"] += 1
-                return
-        p.fetching = 0  # nobody left to ask: wait for the gap's deadline
-
-    def _on_range_answer(self, p: _Pending, rid: int, answer: Any, now: float) -> None:
-        sub = self.subs.get(p.sid)
-        if sub is None or p.publisher is None:
-            return
-        st = sub.pubs.get(p.publisher)
-        if st is None or st.fetching != rid:
-            return
-        st.fetching = None
-        a = parse_answer(answer)
-        if a is None:
-            self.counters["bad_answers"] += 1
-            return
-        for ev, _offset in self._verified_events(sub.topic, a.events, now):
-            if ev.publisher == p.publisher:
-                sub.offer(ev, None, p.peer, now, replay=True)
 
     # == gossip input ==========================================================================
 
@@ -664,7 +519,7 @@ class BrokerCore:
             return
         answer = decode(data)
         if p.kind == "replay":
-            self._on_replay_answer(p, request_id, answer, now)
+            _catchup.on_replay_answer(self, p, request_id, answer, now)
         elif p.kind == "store":
             off = answer.get("offset") if isinstance(answer, dict) else None
             if isinstance(off, int) and not isinstance(off, bool):
@@ -673,14 +528,14 @@ class BrokerCore:
                 err = answer.get("error") if isinstance(answer, dict) else None
                 self._emit(Stored(request_id, peer, None, str(err or "malformed answer")))
         else:
-            self._on_range_answer(p, request_id, answer, now)
+            _catchup.on_range_answer(self, p, request_id, answer, now)
 
     def on_request_failed(self, peer: PeerId, request_id: int, reason: str, now: float) -> None:
         p = self._pending.pop(request_id, None)
         if p is not None:
             self._failed(p, request_id, now)
 
-    def _failed(self, p: _Pending, rid: int, now: float) -> None:
+    def _failed(self, p: PendingRequest, rid: int, now: float) -> None:
         self.counters["requests_failed"] += 1
         if p.kind == "store":
             self._emit(Stored(rid, p.peer, None, "request failed"))
@@ -691,7 +546,7 @@ class BrokerCore:
         if p.kind == "replay":
             rp = self._replays.get(p.sid)
             if rp is not None and rp.request == rid:
-                self._replay_failed(sub, rp, now)
+                _catchup.replay_failed(self, sub, rp, now)
         elif p.publisher is not None:
             st = sub.pubs.get(p.publisher)
             if st is not None and st.fetching == rid:
@@ -740,7 +595,7 @@ class BrokerCore:
                 if now >= st.gap_opened + cfg.gap_timeout:
                     sub.close_gap(pub, now)
                 elif st.fetching is None and now >= st.gap_opened + cfg.reorder_grace:
-                    self._fetch_gap(sub, pub, st, now)
+                    _catchup.fetch_gap(self, sub, pub, st, now)
         for (topic, group), when in list(self._announce_at.items()):
             if when <= now:
                 self._announce(topic, group, now, leaving=False)
