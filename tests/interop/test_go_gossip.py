@@ -106,7 +106,7 @@ async def test_go_forwards_between_our_nodes_in_its_mesh(p2pd_factory) -> None:
                 await wait_mesh(node, TOPIC, go_id)
             await daemon.wait_pubsub_peers(TOPIC, [a.peer_id.to_base58(), b.peer_id.to_base58()])
             for node in (a, b):  # our GRAFTs are written (go's mesh is not visible to wait on)
-                await node._driver.flush()
+                await node._driver.streams.flush()
 
             for src, src_in, dst_in in ((a, a_in, b_in), (b, b_in, a_in)):
                 data = b"via go from %s" % src.peer_id.to_base58().encode()

@@ -89,7 +89,10 @@ class LongStreams:
             self._d._nursery.start_soon(self._sender_task, cmd.peer, send, recv)
         try:
             channel.send_nowait((cmd, frame))
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+        except trio.WouldBlock:  # the peer's queue is full: it does not keep up
+            self._d.counters["send_queue_full"] += 1
+            self._d.core.on_send_dropped(cmd, self._d.now())
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
             self._d.core.on_send_dropped(cmd, self._d.now())
 
     async def _sender_task(
