@@ -16,7 +16,10 @@ import trio
 
 from micronetwork import Node, NodeConfig, PeerAdded, PeerRemoved
 from micronetwork.errors import MicronetworkError
-from micronetwork.registry import RegistryConfig
+from micronetwork.identity.envelope import seal
+from micronetwork.identity.keys import KeyPair
+from micronetwork.identity.peerid import PeerId
+from micronetwork.registry import Registration, RegistryConfig, service_topic
 from micronetwork.service import CallContext, Service
 
 # Short registry timings so expiry tests take seconds (MN_TEST_TTL / MN_TEST_ANNOUNCE).
@@ -81,7 +84,39 @@ async def handle(node: Node, cmd: dict[str, Any]) -> dict[str, Any]:
     if op == "call":
         answer = await node.client.call(cmd["service"], cmd["endpoint"], cmd.get("body"))
         return {"answer": answer}
+    if op == "forge":
+        return await forge(node, cmd)
     raise ValueError(f"unknown command {op}")
+
+
+async def forge(node: Node, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Publish forged registrations of ``name`` on its registry topic, as a malicious node
+    would: one naming ``claim`` (another node) as the server but signed with this node's key,
+    one naming this node but signed with a key that is not its own. Waits (bounded by
+    ``timeout``) until ``to`` (the watcher) is subscribed to the topic here, so the gossip
+    reaches it; the registry layer is bypassed (it would refuse to sign such records)."""
+    name, version = cmd["name"], cmd.get("version", "6.6.6")
+    topic = service_topic(name)
+    gossip = node._core.gossip
+    gossip.subscribe(topic, node._driver.now())
+    node._driver.pump()
+    to = PeerId.from_base58(cmd["to"])
+    with trio.fail_after(cmd.get("timeout", 15.0)):
+        while to not in node.topic_peers(topic):
+            await trio.sleep(0.02)  # no event for a peer's subscription here: poll, bounded
+    desc = echo_service(version).describe()
+    wrong_key = KeyPair.from_seed(os.urandom(32))
+    records = [
+        # names the victim, signed by us: only the node a record names may sign it
+        (Registration(desc, PeerId.from_base58(cmd["claim"]), (), 1 << 60, TTL), node.key),
+        # names us, signed by a stranger's key
+        (Registration(desc, node.peer_id, (), 1 << 60, TTL), wrong_key),
+    ]
+    for reg, key in records:
+        data = seal(key, "micronetwork-registry", b"/micronetwork/registry/1", reg.to_wire())
+        gossip.publish(topic, data, node._driver.now())
+    node._driver.pump()
+    return {"published": len(records)}
 
 
 async def main() -> None:
