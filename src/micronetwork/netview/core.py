@@ -8,7 +8,9 @@ the gossip topic ``/micronetwork/netview/1``:
   two lost announcements do not expire it);
 * soon after its peer set, its services or its addresses change, and when a peer subscribes to
   the topic (a newcomer learns about us), rate-limited to one announcement per
-  ``min_interval`` (1 s), so churn cannot make a node flood the topic.
+  ``min_interval`` (10 s), so churn cannot make a node flood the topic (each join changes the
+  peer set of the ~20 nodes it connects to, and each of their records reaches every node:
+  at 1 s, 20 nodes joining one after the other cost 5x the CPU of the joins themselves).
 
 Receivers verify records in the gossip validator (``validate``: signature, signer = gossip
 author = the record's peer, bounds), keep the newest by ``seq`` per peer until ``ttl`` passes
@@ -57,7 +59,7 @@ class NetviewConfig:
     role: Role = "peer"
     interval: float = 30.0
     ttl: float = 90.0
-    min_interval: float = 1.0
+    min_interval: float = 10.0
     max_peers: int = MAX_PEERS
     max_records: int = 10_000
 

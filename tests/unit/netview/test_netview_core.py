@@ -38,7 +38,8 @@ class FakePorts:
 
 
 def make(seed: int, role: str = "peer", **cfg: float) -> tuple[NetviewCore, FakePorts]:
-    cfg = {"interval": 15.0, "ttl": 45.0, **cfg}  # the figures below are written for these
+    # The figures below are written for these.
+    cfg = {"interval": 15.0, "ttl": 45.0, "min_interval": 1.0, **cfg}
     ports = FakePorts()
     core = NetviewCore(KeyPair.from_seed(bytes([seed]) * 32), ports,
                        config=NetviewConfig(role=role, **cfg), now=0.0)  # type: ignore[arg-type]
