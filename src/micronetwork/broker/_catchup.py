@@ -77,7 +77,7 @@ def replay_local(
         if first:
             heads = {p: rlog.head(p) for p in rp.after if rlog.head(p) > rp.after[p]}
         items = [(e.event, e.offset) for e in r.entries]
-        sub.replay_page(items, core.local_id, r.evicted, heads, now)
+        sub.replay_page(items, core.local_id, r.evicted, heads, now, r.counted)
         if not r.more:
             break
         since_offset, first = r.next_offset, False
@@ -120,7 +120,7 @@ def on_replay_answer(
     if a.missed:
         core._emit(Missed(sub.id, a.missed, "evicted", exact=a.exact))
     items = core._verified_events(sub.topic, a.events, now)
-    sub.replay_page(items, p.peer, a.evicted or {}, a.heads or {}, now)
+    sub.replay_page(items, p.peer, a.evicted or {}, a.heads or {}, now, a.counted)
     progress = a.next > (-1 if rp.since_offset is None else rp.since_offset)
     if sub.state != "replaying":
         core._replays.pop(sub.id, None)  # it went lagging: resumes later from its cursor

@@ -59,7 +59,9 @@ class ReadResult:
     ``missed``: events at or after the requested point that matched the filter but were
     evicted (publishers not in ``after``); ``exact`` is False when part of that range is older
     than the ledger remembers and ``missed`` is an upper bound. ``evicted``: for publishers in
-    ``after``, the seqs above ``after[publisher]`` that were evicted. ``next_offset``: where
+    ``after``, the seqs above ``after[publisher]`` that were evicted; ``counted``: for the
+    other publishers, the seqs counted in ``missed`` (so that a subscriber can drop a late copy
+    of one instead of delivering an event it was told it missed). ``next_offset``: where
     the next page starts; ``more``: whether the log held more past this page.
     """
 
@@ -69,6 +71,7 @@ class ReadResult:
     more: bool
     exact: bool = True
     evicted: dict[PeerId, list[int]] = field(default_factory=dict)
+    counted: dict[PeerId, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +247,7 @@ class RetentionLog:
         ``since_time`` (for publishers not in ``after``) or with a seq above ``after[p]``."""
         after = after or {}
         start = 0 if since_offset is None else max(0, since_offset)
-        missed, exact, evicted = self._missed(start, since_time, after)
+        missed, exact, evicted, counted = self._missed(start, since_time, after)
         first = max(start, self.first_offset)
         if since_time is not None and not after and len(self):
             times = _Times(self._entries, self._head)
@@ -262,15 +265,16 @@ class RetentionLog:
             if _wanted(ev.publisher, ev.seq, entry.stored_at, since_time, after):
                 out.append(entry)
                 size += ev.size
-        return ReadResult(out, missed, offset, offset < self._next, exact, evicted)
+        return ReadResult(out, missed, offset, offset < self._next, exact, evicted, counted)
 
     def _missed(
         self, start: int, since_time: float | None, after: Mapping[PeerId, int]
-    ) -> tuple[int, bool, dict[PeerId, list[int]]]:
+    ) -> tuple[int, bool, dict[PeerId, list[int]], dict[PeerId, list[int]]]:
         if start >= self.first_offset:
-            return 0, True, {}
+            return 0, True, {}, {}
         missed = 0
         evicted: dict[PeerId, list[int]] = {}
+        counted: dict[PeerId, list[int]] = {}
         for e in self._ledger:
             if e.offset < start or not _wanted(e.publisher, e.seq, e.stored_at, since_time, after):
                 continue
@@ -278,6 +282,7 @@ class RetentionLog:
                 evicted.setdefault(e.publisher, []).append(e.seq)
             else:
                 missed += 1
+                counted.setdefault(e.publisher, []).append(e.seq)
         covered = self._ledger[0].offset if self._ledger else self.first_offset
         lost = max(0, covered - start)
         exact = True
@@ -286,7 +291,7 @@ class RetentionLog:
                 lost = 0
             elif after or since_time is not None or not self._lost_known:
                 exact = False
-        return missed + lost, exact, evicted
+        return missed + lost, exact, evicted, counted
 
     def range(self, publisher: PeerId, first_seq: int, last_seq: int, limit: int = 512) -> list[
         LogEntry

@@ -38,6 +38,7 @@ from .groups import GroupTable
 __all__ = ["Subscription"]
 
 _MAX_OWNER_CHECKS = 100_000
+_MAX_COUNTED = 65_536  # seqs remembered as "reported missed" per subscription
 
 _Held = tuple[Event, int | None, PeerId | None]
 
@@ -93,6 +94,9 @@ class Subscription:
         self.dropped = 0
         self.handoff: deque[tuple[_Held, float]] = deque()
         self.open_gaps: set[PeerId] = set()
+        # Seqs of publishers we had nothing from that a replay reported missed (evicted): a
+        # late copy of one is dropped, so that what was counted is never also delivered.
+        self.counted: dict[PeerId, set[int]] = {}
 
     # == views ==================================================================================
 
@@ -102,7 +106,9 @@ class Subscription:
     def wants(self, event: Event) -> bool:
         """False if ``event`` is one this subscription already has (a duplicate or replay)."""
         p = self.pubs.get(event.publisher)
-        return p is None or (event.seq > p.delivered and event.seq not in p.held)
+        if p is None:
+            return event.seq not in self.counted.get(event.publisher, ())
+        return event.seq > p.delivered and event.seq not in p.held
 
     # == input ==================================================================================
 
@@ -119,6 +125,9 @@ class Subscription:
         if self.state == "replaying" and not replay:
             if len(self.live) < self.config.replay_buffer:
                 self.live.append((ev, offset, source))
+            return
+        if ev.publisher not in self.pubs and ev.seq in self.counted.get(ev.publisher, ()):
+            self.duplicates += 1  # reported missed already: not delivered as well
             return
         p = self._pub(ev)
         if ev.seq <= p.delivered or ev.seq in p.held:
@@ -240,7 +249,11 @@ class Subscription:
         evicted: dict[PeerId, list[int]],
         heads: dict[PeerId, int],
         now: float,
+        counted: dict[PeerId, list[int]] | None = None,
     ) -> None:
+        for pub, seqs in (counted or {}).items():
+            if pub not in self.pubs and sum(map(len, self.counted.values())) < _MAX_COUNTED:
+                self.counted.setdefault(pub, set()).update(seqs)
         for pub, seqs in evicted.items():
             p = self.pubs.get(pub)
             if p is not None:

@@ -6,7 +6,8 @@
               "after": [[publisher, seq], ...], "max_bytes": int}
           -> {"events": [[offset, signed event], ...], "missed": int, "exact": bool,
               "next": int, "more": bool, "first": int,
-              "evicted": [[publisher, [seq, ...]], ...], "heads": [[publisher, seq], ...]}
+              "evicted": [[publisher, [seq, ...]], ...], "heads": [[publisher, seq], ...],
+              "counted": [[publisher, [seq, ...]], ...]}
     range    {"op": "range", "topic": t, "publisher": p, "from": seq, "to": seq}
           -> {"events": [[offset | null, signed event], ...]}
     store    {"op": "store", "event": signed event}
@@ -15,8 +16,11 @@
 
 ``after`` holds what the subscriber has (publisher -> last seq); ``evicted`` lists, for those
 publishers, the seqs past it this node evicted, and ``heads`` the highest seq it ever stored of
-each (so a tail that was lost can be detected). Every event is the publisher's signed envelope
-and is verified again by the receiver: a retention node cannot forge events, only withhold them.
+each (so a tail that was lost can be detected); ``counted`` lists, for the other publishers,
+the seqs counted in ``missed`` (the subscriber drops a late gossip copy of one, so that what it
+was told it missed is never also delivered; optional, at most ``MAX_AFTER`` publishers).
+Every event is the publisher's signed envelope and is verified again by the receiver: a
+retention node cannot forge events, only withhold them.
 """
 
 from __future__ import annotations
@@ -154,6 +158,7 @@ class ReplayAnswer:
     evicted: dict[PeerId, list[int]] | None = None
     heads: dict[PeerId, int] | None = None
     error: str | None = None
+    counted: dict[PeerId, list[int]] | None = None
 
 
 def parse_answer(raw: Any) -> ReplayAnswer | None:
@@ -175,17 +180,18 @@ def parse_answer(raw: Any) -> ReplayAnswer | None:
     exact, more = raw.get("exact", True), raw.get("more", False)
     evicted = _pairs(raw.get("evicted", []), MAX_AFTER)
     heads = _pairs(raw.get("heads", []), MAX_AFTER)
+    counted = _pairs(raw.get("counted", []), MAX_AFTER)
     if (
         not _int(missed) or not _int(nxt) or not isinstance(exact, bool)
-        or not isinstance(more, bool) or evicted is None or heads is None
+        or not isinstance(more, bool) or evicted is None or heads is None or counted is None
         or not all(_int(h) for h in heads.values())
         or not all(
             isinstance(v, list) and len(v) <= 65536 and all(_int(s) for s in v)
-            for v in evicted.values()
+            for v in (*evicted.values(), *counted.values())
         )
     ):
         return None
-    return ReplayAnswer(out, missed, exact, nxt, more, evicted, heads)
+    return ReplayAnswer(out, missed, exact, nxt, more, evicted, heads, counted=counted)
 
 
 def serve_replay(rlog: RetentionLog, req: ReplayRequest, config: BrokerConfig) -> dict[str, Any]:
@@ -201,6 +207,8 @@ def serve_replay(rlog: RetentionLog, req: ReplayRequest, config: BrokerConfig) -
         "first": rlog.first_offset,
         "evicted": [[bytes(p), s] for p, s in r.evicted.items()],
         "heads": [[bytes(p), h] for p, h in heads.items()],
+        # at most MAX_AFTER publishers (a larger list would be refused by the parser)
+        "counted": [[bytes(p), s] for p, s in list(r.counted.items())[:MAX_AFTER]],
     }
 
 

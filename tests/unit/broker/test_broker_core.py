@@ -147,6 +147,34 @@ def test_resume_beyond_window_reports_how_many_were_missed() -> None:
     assert sum(m.count for m in of(net, n.local_id, Missed)) == 16
 
 
+def test_an_event_reported_missed_is_not_also_delivered_when_a_late_copy_arrives() -> None:
+    """A subscriber that had nothing from publisher a is told a's evicted events were missed;
+    a late gossip copy of one of them (from a neighbour's cache) must not be delivered too,
+    or the count would say exact and be wrong (found by the broker simulator)."""
+    small = BrokerConfig(retain_topics=frozenset({T}), retention=RetentionLimits(max_events=5))
+    net, r, a = setup(small)
+    c = net.add(5, NO_OWN)
+    c.set_retention_peers([r.local_id])
+    early = [a.publish(T, p(i), net.now) for i in (1, 2)]
+    for i in range(10, 15):  # c's five events push a's two out of retention
+        c.publish(T, p(i), net.now)
+    net.pump()
+    n = net.add(4)
+    n.set_retention_peers([r.local_id])
+    sid = n.subscribe(T, net.now, since=FromTime(0.0))
+    net.pump()
+    assert payloads(net, n.local_id, sid) == [p(i) for i in range(10, 15)]
+    missed = of(net, n.local_id, Missed)
+    assert sum(m.count for m in missed) == 2 and all(m.exact for m in missed)
+    net.gossip(a.local_id, G, early[0].signed)  # the late copy
+    net.pump()
+    assert payloads(net, n.local_id, sid) == [p(i) for i in range(10, 15)]
+    # a's next event is delivered as usual
+    a.publish(T, p(3), net.now)
+    net.pump()
+    assert payloads(net, n.local_id, sid)[-1] == p(3)
+
+
 def test_from_offset_and_local_replay_on_a_retention_node() -> None:
     net, r, a = setup()
     for i in range(1, 6):
