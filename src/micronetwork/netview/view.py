@@ -101,13 +101,15 @@ class NetworkView:
 
     async def _measure_one(self, peer: PeerId) -> None:
         node = self._node
-        # A failure counts as a measurement too: it is retried after max_age like a success,
-        # not on every pass (a peer without ping would otherwise cost a stream every few s).
-        self._measured[peer] = trio.current_time()
         try:
             with trio.fail_after(_PING_TIMEOUT):
                 rtt = await _ping(node._host, peer)
         except Exception:  # unreachable, no ping protocol, reset: the RTT stays unknown
+            # A failure counts as a measurement too: it is retried after max_age like a
+            # success, not on every pass (a peer without ping would cost a stream every 10 s).
+            # (Set only once the ping has ended: a caller of measure() must not skip a peer
+            # whose first ping is still in flight, or it answers without its RTT.)
+            self._measured[peer] = trio.current_time()
             return
         if node._closed:
             return
