@@ -50,6 +50,7 @@ from .kademlia import PeerAdded, PeerInfo, PeerRemoved, QueryFinished
 from .netview import NetviewConfig, NodeExpired, NodeSeen
 from .netview.view import NetworkView, NodeView
 from .registry import FetchFinished, ServiceEvent
+from .registry.record import service_key
 from .rpc import RpcTransport
 from .service.broker import Broker
 from .service.client import Client
@@ -493,10 +494,14 @@ class Node:
 
     # -- services -------------------------------------------------------------------------------
 
-    async def serve(self, service: Service) -> None:
+    async def serve(self, service: Service, timeout: float = 10.0) -> None:
         """Serve ``service``: its endpoints answer RPC calls from now on, and its signed
         registration is announced (gossip) and provided (DHT) until ``unserve`` or close,
-        re-announced every ``registry.announce_interval``."""
+        re-announced every ``registry.announce_interval``.
+
+        Returns once the provider record has reached the closest peers, so that a
+        ``registry.get`` anywhere finds the service (or after ``timeout`` seconds, with a
+        warning: the registry keeps re-providing it)."""
         self._check_open()
         self.server.add(service)
         try:
@@ -505,7 +510,11 @@ class Node:
             self.server.remove(service.name)
             raise
         self._driver.pump()
-        await trio.lowlevel.checkpoint()
+        try:
+            await self.provide(service_key(service.name), timeout=timeout)
+        except RequestTimeout:
+            log.warning("serve(%r): the provider record was not stored within %s s; it is "
+                        "re-provided in the background", service.name, timeout)
 
     async def unserve(self, name: str) -> None:
         """Stop serving ``name``; watchers delete this instance at once."""
