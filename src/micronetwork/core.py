@@ -266,3 +266,6 @@ class _Ports:
 
     def stop_providing(self, key: bytes) -> None:
         self._node.kad.stop_providing(key)
+
+    def set_hub(self, topic: str, on: bool) -> None:
+        self._node.gossip.set_hub(topic, on)

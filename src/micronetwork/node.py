@@ -501,7 +501,9 @@ class Node:
 
         Returns once the provider record has reached the closest peers, so that a
         ``registry.get`` anywhere finds the service (or after ``timeout`` seconds, with a
-        warning: the registry keeps re-providing it)."""
+        warning: the registry keeps re-providing it), and the node is connected to up to four
+        other instances of the service, through which its announcements reach their watchers
+        (``registry.join_providers``)."""
         self._check_open()
         self.server.add(service)
         try:
@@ -510,11 +512,15 @@ class Node:
             self.server.remove(service.name)
             raise
         self._driver.pump()
+        deadline = trio.current_time() + timeout
         try:
             await self.provide(service_key(service.name), timeout=timeout)
         except RequestTimeout:
             log.warning("serve(%r): the provider record was not stored within %s s; it is "
                         "re-provided in the background", service.name, timeout)
+        await self.registry.join_providers(
+            service.name, max(1.0, deadline - trio.current_time())
+        )
 
     async def unserve(self, name: str) -> None:
         """Stop serving ``name``; watchers delete this instance at once."""

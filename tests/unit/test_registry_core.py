@@ -37,6 +37,7 @@ class FakePorts:
         self.subscribed: list[str] = []
         self.provided: list[bytes] = []
         self.stopped: list[bytes] = []
+        self.hubs: set[str] = set()
 
     def publish(self, topic: str, data: bytes, now: float) -> None:
         self.published.append((topic, data))
@@ -52,6 +53,12 @@ class FakePorts:
 
     def stop_providing(self, key: bytes) -> None:
         self.stopped.append(key)
+
+    def set_hub(self, topic: str, on: bool) -> None:
+        if on:
+            self.hubs.add(topic)
+        else:
+            self.hubs.discard(topic)
 
 
 def make(seed: int, **cfg: Any) -> tuple[RegistryCore, FakePorts]:
@@ -81,11 +88,14 @@ def test_register_announces_signed_record_and_provides() -> None:
     assert [t for t, _ in pa.published] == [service_topic("greeter"), CATALOG_TOPIC]
     assert pa.provided == [service_key("greeter")]
     assert service_topic("greeter") in pa.subscribed
+    assert pa.hubs == {service_topic("greeter")}  # its watchers hear other instances through it
     got = open_registration(pa.published[0][1])
     assert got == reg and got.peer == a.local_id and got.ttl == 20.0
     assert a.get("greeter") == [reg]
     with pytest.raises(ConfigError):
         a.register({**GREETER, "name": "Bad Name"}, 0.0)
+    a.deregister("greeter", 1.0)
+    assert pa.hubs == set()
 
 
 def test_watcher_sees_created_kept_alive_then_expired() -> None:

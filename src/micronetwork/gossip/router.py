@@ -33,7 +33,7 @@ Driver interface (the host driver and the simulator use only this):
   ``PeerSubscribed``, ``PeerUnsubscribed``.
 
 Application interface: ``subscribe``, ``unsubscribe``, ``publish`` (returns the message id),
-``set_validator``, ``report_validation``; views ``topic_peers``, ``mesh_peers``,
+``set_validator``, ``report_validation``, ``set_hub``; views ``topic_peers``, ``mesh_peers``,
 ``fanout_peers``, ``topic_stats``, ``peer_score``, ``counters``.
 """
 
@@ -156,6 +156,7 @@ class GossipCore:
         self.mcache = MessageCache(cfg.mcache_len, cfg.mcache_gossip)
         self.seen = TimeCache(cfg.seen_ttl)
         self.validators: dict[str, Validator | None] = {}
+        self.hubs: set[str] = set()  # topics forwarded to every topic peer (set_hub)
         self.counters: Counter[str] = Counter()
         self.dropped: Counter[PeerId] = Counter()
         self.topic_counters: dict[str, Counter[str]] = {}
@@ -321,6 +322,20 @@ class GossipCore:
 
     def remove_validator(self, topic: str) -> None:
         self.validators.pop(topic, None)
+
+    def set_hub(self, topic: str, on: bool = True) -> None:
+        """Forward every valid message of ``topic`` to all its peers scoring at least the
+        publish threshold, as flood publishing does for our own messages, not only to the mesh.
+
+        For a topic this node is the natural centre of: the registry sets it on the topic of
+        each service it serves, whose watchers connect to its providers. Without it a star of
+        many watchers around one provider hears other instances' announcements only through
+        the provider's mesh (``d_hi`` peers) and IHAVE gossip, seconds late or not at all.
+        Costs one copy per topic peer for each message of the topic."""
+        if on:
+            self.hubs.add(topic)
+        else:
+            self.hubs.discard(topic)
 
     def publish(self, topic: str, data: bytes, now: float) -> bytes:
         """Sign and send ``data`` to ``topic``; returns the message id.
@@ -515,7 +530,7 @@ class GossipCore:
         cfg = self.config
         topic = msg.topic
         own = source == self.local_id
-        if own and cfg.flood_publish:
+        if (own and cfg.flood_publish) or topic in self.hubs:
             threshold = cfg.thresholds.publish_threshold
             targets: Iterable[PeerId] = [
                 p for p in self.topics.get(topic, ()) if self.peer_score(p, now) >= threshold

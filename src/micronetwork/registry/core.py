@@ -68,6 +68,7 @@ class RegistryPorts(Protocol):
     def unsubscribe(self, topic: str, now: float) -> None: ...
     def provide(self, key: bytes, now: float) -> None: ...
     def stop_providing(self, key: bytes) -> None: ...
+    def set_hub(self, topic: str, on: bool) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,10 @@ class RegistryCore:
         self._catalog_put(reg, now)
         if first:
             self._subscribe(service_topic(name), now)
+            # Watchers connect to the providers they find, so a provider forwards its service
+            # topic to all of them: another instance's announcements reach every watcher in
+            # two hops (GossipCore.set_hub).
+            self.ports.set_hub(service_topic(name), True)
             self.ports.provide(service_key(name), now)
         self._announce(reg, now, catalog=True)
         self._schedule(now + self.config.announce_interval, "announce", name)
@@ -167,6 +172,7 @@ class RegistryCore:
         gone = self._make(reg.service, withdrawn=True)
         self._announce(gone, now, catalog=self.config.catalog_subscribe is False)
         self.ports.stop_providing(service_key(name))
+        self.ports.set_hub(service_topic(name), False)
         self._maybe_unsubscribe(name, now)
 
     def deregister_all(self, now: float) -> None:

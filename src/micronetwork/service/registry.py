@@ -8,6 +8,7 @@ the route table in step with the instances it knows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,12 +24,15 @@ from ..registry.record import valid_service_name
 from ..registry.routes import Route, RouteTable
 
 if TYPE_CHECKING:
-    from ..node import Node
+    from ..node import Node, Peer
     from .semver import VersionRange
 
 __all__ = ["Registry", "ServiceInstance", "ServiceSummary"]
 
 _MAX_PROVIDERS = 8
+_JOIN_PROVIDERS = 4  # other instances a new server connects to (see join_providers)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +194,39 @@ class Registry:
             for p in providers:
                 addrs = tuple(multiaddr.Multiaddr(a).to_bytes() for a in p.addrs)
                 nursery.start_soon(self._fetch, p.peer_id, addrs, name)
+
+    async def join_providers(self, name: str, timeout: float) -> int:
+        """Connect to up to ``_JOIN_PROVIDERS`` other nodes serving ``name`` (found in the DHT);
+        returns how many are connected. Best effort, bounded by ``timeout``.
+
+        Watchers of a service connect to the providers they look up, and each provider
+        forwards the service's topic to all its topic peers (``GossipCore.set_hub``); once a
+        new instance is connected to one of them, its announcements reach every watcher in two
+        hops instead of trickling through one mesh and IHAVE gossip."""
+        node = self._node
+        connected = 0
+        with trio.move_on_after(timeout):
+            try:
+                found = await node.find_providers(
+                    service_key(name), count=_MAX_PROVIDERS, timeout=timeout
+                )
+            except RequestTimeout:
+                return 0
+            others = [p for p in found if p.peer_id != node.peer_id][:_JOIN_PROVIDERS]
+
+            async def one(p: Peer) -> None:
+                nonlocal connected
+                addrs = tuple(multiaddr.Multiaddr(a).to_bytes() for a in p.addrs)
+                try:
+                    await node._driver.ensure_connected(p.peer_id, addrs)
+                    connected += 1
+                except Exception as exc:  # an unreachable instance: the others still count
+                    log.debug("serve(%r): could not reach provider %s: %s", name, p.peer_id, exc)
+
+            async with trio.open_nursery() as nursery:
+                for p in others:
+                    nursery.start_soon(one, p)
+        return connected
 
     async def _fetch(self, peer: PeerId, addrs: tuple[bytes, ...], name: str) -> FetchFinished:
         rid = self._core.fetch(peer, addrs, name, self._node._driver.now())

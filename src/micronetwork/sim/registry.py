@@ -114,6 +114,9 @@ class _Ports:
     def stop_providing(self, key: bytes) -> None:
         pass
 
+    def set_hub(self, topic: str, on: bool) -> None:
+        self.node.core.set_hub(topic, on)
+
 
 class RegistrySimulator(GossipSimulator):
     """GossipSimulator whose nodes also run a RegistryCore (wired as NodeCore wires it).

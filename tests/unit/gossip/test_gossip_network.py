@@ -226,3 +226,38 @@ def test_peers_without_meshsub_are_ignored() -> None:
     assert b.local_id not in a.peers
     a.on_rpc(b.local_id, RPC(publish=(PubMessage("t", b"x"),)), net.now)
     assert a.counters["rpcs_from_unknown_peers"] == 1
+
+
+def _star_delivery(hub: bool) -> tuple[int, int]:
+    """A centre with 40 leaves that know only it, and a second publisher beside it: how many
+    leaves have the publisher's message 0.1 s later (links 10 ms), of how many."""
+    net = GossipNet(seed=21)
+    centre = net.add_node()
+    leaves = [net.add_node() for _ in range(40)]
+    other = net.add_node()
+    for c in (centre, *leaves, other):
+        net.call(c, "subscribe", "t")
+    for leaf in (*leaves, other):
+        net.connect(leaf, centre)
+    if hub:
+        centre.set_hub("t")
+    net.run_for(5)  # meshes settle: the centre keeps at most d_hi of its 41 peers
+    assert len(centre.mesh_peers("t")) <= centre.config.d_hi
+    mid = net.call(other, "publish", "t", b"second instance")
+    net.run_for(0.1)
+    return sum(1 for leaf in leaves if net.delivered(leaf, mid)), len(leaves)
+
+
+def test_a_hub_topic_is_forwarded_to_every_topic_peer_not_only_the_mesh() -> None:
+    got, n = _star_delivery(hub=True)
+    assert got == n
+    got_plain, _ = _star_delivery(hub=False)
+    assert got_plain < n  # without it only the centre's mesh has it this early
+
+
+def test_set_hub_off_restores_mesh_forwarding() -> None:
+    core = GossipNet(seed=22).add_node()
+    core.set_hub("t")
+    assert "t" in core.hubs
+    core.set_hub("t", False)
+    assert "t" not in core.hubs
