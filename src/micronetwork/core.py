@@ -24,6 +24,7 @@ Connection events go to every core. ``drain()`` returns the commands of all core
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from typing import Any
@@ -121,6 +122,14 @@ class NodeCore:
             self.netview.set_addrs(addrs, now)
 
     # -- inputs ---------------------------------------------------------------------------------
+
+    def on_rtt(self, peer: PeerId, rtt: float, now: float) -> None:
+        """A measured round-trip time (s): the network view shows it, gossip prefers close
+        peers for part of its meshes (``GossipConfig.mesh_latency_share``)."""
+        if self.netview is not None:
+            self.netview.on_rtt(peer, rtt, now)
+        if math.isfinite(rtt):
+            self.gossip.set_peer_rtt(peer, rtt)
 
     def on_peer_identified(
         self,

@@ -182,6 +182,11 @@ class GossipConfig:
     prune_peers: int = 16  # peers offered in PX
     do_px: bool = True
     flood_publish: bool = True
+    # Of the mesh slots the router fills by choice (subscribe, graft below d_lo, and above
+    # d_hi the slots after the d_score best scored), this share goes to the lowest round-trip
+    # times the driver reported (GossipCore.set_peer_rtt), the rest at random as in the spec.
+    # 0 turns it off; peers without an RTT count as slowest.
+    mesh_latency_share: float = 0.5
     opportunistic_graft_ticks: int = 60
     opportunistic_graft_peers: int = 2
     gossip_retransmission: int = 3  # IWANT answers per message per peer
@@ -209,6 +214,8 @@ class GossipConfig:
             raise ConfigError("need 0 <= d_score <= d")
         if not 0 < self.mcache_gossip <= self.mcache_len:
             raise ConfigError("need 0 < mcache_gossip <= mcache_len")
+        if not 0.0 <= self.mesh_latency_share <= 1.0:
+            raise ConfigError("mesh_latency_share must be within [0, 1]")
         if self.heartbeat_interval <= 0:
             raise ConfigError("heartbeat_interval must be positive")
         if not self.protocols or any(p not in (PROTOCOL_V12, PROTOCOL_V11) for p in self.protocols):

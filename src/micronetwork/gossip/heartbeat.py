@@ -29,7 +29,7 @@ from .messages import RPC, Control, Graft, IHave, Prune
 if TYPE_CHECKING:
     from .router import GossipCore
 
-__all__ = ["fanout_for", "heartbeat"]
+__all__ = ["fanout_for", "heartbeat", "pick_mesh"]
 
 
 class _Batch:
@@ -92,6 +92,23 @@ def _candidates(
     return out
 
 
+def pick_mesh(core: GossipCore, cands: list[PeerId], k: int) -> list[PeerId]:
+    """``k`` of ``cands`` (sorted) for the mesh: ``round(k * mesh_latency_share)`` with the
+    lowest RTTs the driver reported, the others at random."""
+    k = min(k, len(cands))
+    if k <= 0:
+        return []
+    rtt = core.rtt
+    fast_n = round(k * core.config.mesh_latency_share) if rtt else 0
+    if fast_n <= 0:
+        return core.rng.sample(cands, k)
+    inf = float("inf")
+    fast = sorted(cands, key=lambda p: rtt.get(p, inf))[:fast_n]  # stable: ties by id
+    taken = set(fast)
+    rest = [p for p in cands if p not in taken]
+    return fast + core.rng.sample(rest, k - fast_n)
+
+
 def _maintain_mesh(
     core: GossipCore,
     topic: str,
@@ -121,14 +138,16 @@ def _maintain_mesh(
             prune(p)
     if len(mesh) < cfg.d_lo:
         cands = _candidates(core, topic, mesh, scores, now)
-        for p in rng.sample(cands, min(cfg.d - len(mesh), len(cands))):
+        for p in pick_mesh(core, cands, cfg.d - len(mesh)):
             graft(p)
     elif len(mesh) > cfg.d_hi:
         ranked = sorted(mesh)
         rng.shuffle(ranked)
         ranked.sort(key=lambda p: scores.get(p, 0.0), reverse=True)
         keep, rest = ranked[: cfg.d_score], ranked[cfg.d_score :]
-        rng.shuffle(rest)
+        picked = pick_mesh(core, sorted(rest), cfg.d - cfg.d_score)
+        taken = set(picked)
+        rest = picked + [p for p in rest if p not in taken]
         chosen = keep + rest[: cfg.d - cfg.d_score]
         missing = cfg.d_out - sum(core.peers[p].outbound for p in chosen)
         if missing > 0:

@@ -20,7 +20,8 @@ Driver interface (the host driver and the simulator use only this):
   identify listed ``protocols``; only peers speaking ``/meshsub/1.2.0`` or ``/meshsub/1.1.0``
   take part (v1.2 features only toward 1.2 peers). ``outbound``: we dialed it (D_out).
   ``ip`` feeds the IP-colocation score (P6); without it P6 is skipped for that peer.
-* ``on_peer_disconnected(peer, now)``.
+* ``on_peer_disconnected(peer, now)``; ``set_peer_rtt(peer, seconds)`` when a round-trip
+  time is measured (optional: the mesh then prefers close peers for part of its slots).
 * ``on_rpc(peer, rpc_or_bytes, now)``: one RPC frame read from the peer's stream (the driver
   strips the varint length; bytes are decoded here). Undecodable frames are counted; after
   ``bad_rpc_limit`` of them the core asks for a ``Disconnect``.
@@ -157,6 +158,7 @@ class GossipCore:
         self.seen = TimeCache(cfg.seen_ttl)
         self.validators: dict[str, Validator | None] = {}
         self.hubs: set[str] = set()  # topics forwarded to every topic peer (set_hub)
+        self.rtt: dict[PeerId, float] = {}  # round-trip times the driver reported
         self.counters: Counter[str] = Counter()
         self.dropped: Counter[PeerId] = Counter()
         self.topic_counters: dict[str, Counter[str]] = {}
@@ -219,7 +221,14 @@ class GossipCore:
             subs = tuple(SubOpts(True, t) for t in sorted(self.mesh))
             self.send_rpc(peer, RPC(subscriptions=subs))
 
+    def set_peer_rtt(self, peer: PeerId, rtt: float) -> None:
+        """A measured round-trip time to ``peer`` (seconds): the mesh prefers low ones for
+        ``mesh_latency_share`` of its slots. Forgotten when the peer disconnects."""
+        if peer in self.peers and rtt >= 0:
+            self.rtt[peer] = rtt
+
     def on_peer_disconnected(self, peer: PeerId, now: float) -> None:
+        self.rtt.pop(peer, None)
         st = self.peers.pop(peer, None)
         if st is None:
             return
@@ -297,8 +306,9 @@ class GossipCore:
         ok = sorted(p for p in fan if self._graftable(p, topic, now))
         more = sorted(p for p in self.topics.get(topic, ()) if p not in fan)
         more = [p for p in more if self._graftable(p, topic, now)]
-        self.rng.shuffle(more)
-        for p in (ok + more)[: self.config.d]:
+        picked = ok[: self.config.d]
+        picked += _hb.pick_mesh(self, more, self.config.d - len(picked))
+        for p in picked:
             mesh.add(p)
             if self.score is not None:
                 self.score.graft(p, topic, now)

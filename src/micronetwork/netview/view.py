@@ -114,7 +114,7 @@ class NetworkView:
         if node._closed:
             return
         self._measured[peer] = trio.current_time()
-        self._core.on_rtt(peer, rtt, trio.current_time())
+        self._node._core.on_rtt(peer, rtt, trio.current_time())
 
     # -- views ----------------------------------------------------------------------------------
 

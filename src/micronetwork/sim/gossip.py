@@ -305,6 +305,9 @@ class GossipSimulator:
         b.links[a.peer_id] = (a, lat.latency(b.idx, a.idx))
         a.core.on_peer_connected(b.peer_id, b.core.config.protocols, True, now)
         b.core.on_peer_connected(a.peer_id, a.core.config.protocols, False, now)
+        rtt = a.links[b.peer_id][1] + b.links[a.peer_id][1]  # as a ping would measure it
+        a.core.set_peer_rtt(b.peer_id, rtt)
+        b.core.set_peer_rtt(a.peer_id, rtt)
         self._pump(a)
         self._pump(b)
 

@@ -261,3 +261,42 @@ def test_set_hub_off_restores_mesh_forwarding() -> None:
     assert "t" in core.hubs
     core.set_hub("t", False)
     assert "t" not in core.hubs
+
+
+def _mesh_by_rtt(share: float) -> tuple[set[PeerId], list[PeerId]]:
+    """A node that subscribes among 20 topic peers whose RTTs it knows: its mesh, and the
+    peers from fastest to slowest."""
+    cfg = GossipConfig(mesh_latency_share=share)
+    net = GossipNet(seed=23)
+    me = net.add_node(cfg)
+    others = [net.add_node(cfg) for _ in range(20)]
+    for i, o in enumerate(others):
+        net.call(o, "subscribe", "t")
+        net.connect(me, o)
+        me.set_peer_rtt(o.local_id, 0.3 - 0.01 * i)  # the last added is the fastest
+    net.run_for(0.05)  # subscriptions arrive, no heartbeat yet
+    net.call(me, "subscribe", "t")
+    by_rtt = sorted((o.local_id for o in others), key=lambda p: me.rtt[p])
+    return set(me.mesh_peers("t")), by_rtt
+
+
+def test_the_mesh_prefers_low_rtt_peers_for_its_share_of_slots() -> None:
+    mesh, by_rtt = _mesh_by_rtt(0.67)
+    assert len(mesh) == 6
+    assert set(by_rtt[:4]) <= mesh  # round(6 * 0.67) = 4 fastest, 2 at random
+    mesh, by_rtt = _mesh_by_rtt(1.0)
+    assert mesh == set(by_rtt[:6])
+    mesh, by_rtt = _mesh_by_rtt(0.0)  # the spec's random choice
+    assert mesh != set(by_rtt[:6])
+
+
+def test_rtts_are_forgotten_with_the_peer() -> None:
+    net = GossipNet(seed=24)
+    a, b = net.add_node(), net.add_node()
+    a.set_peer_rtt(b.local_id, 0.05)  # not connected yet: ignored
+    assert b.local_id not in a.rtt
+    net.connect(a, b)
+    a.set_peer_rtt(b.local_id, 0.05)
+    assert a.rtt[b.local_id] == 0.05
+    net.disconnect(a.local_id, b.local_id)
+    assert b.local_id not in a.rtt
