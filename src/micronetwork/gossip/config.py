@@ -186,7 +186,7 @@ class GossipConfig:
     # d_hi the slots after the d_score best scored), this share goes to the lowest round-trip
     # times the driver reported (GossipCore.set_peer_rtt), the rest at random as in the spec.
     # 0 turns it off; peers without an RTT count as slowest.
-    mesh_latency_share: float = 0.5
+    mesh_latency_share: float = 0.67
     opportunistic_graft_ticks: int = 60
     opportunistic_graft_peers: int = 2
     gossip_retransmission: int = 3  # IWANT answers per message per peer
