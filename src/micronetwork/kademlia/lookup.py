@@ -5,7 +5,11 @@ call of :meth:`ClosestPeersIter.next` hands out up to ``alpha`` candidates to qu
 from the ``k`` closest not yet contacted. Answers (``on_success`` with the closer peers they
 returned) add candidates; failures (``on_failure``: timeout, dial error, bad answer) remove the
 peer from consideration. The lookup ends when the ``beta`` closest candidates that did not fail
-have all answered, or when nothing is left to ask. Each candidate remembers the *round* in which
+have all answered, or when nothing is left to ask. When ``alpha`` answers in a row bring no
+peer closer than the closest known, the lookup has *stalled* (the Kademlia paper, §2.3; rust-
+libp2p's ``Stalled``): it then asks up to ``beta`` at a time, so a lookup that must hear from
+all ``k`` closest (``beta = k``: PUT_VALUE, ADD_PROVIDER) queries the rest of them at once
+instead of ``alpha`` per round trip. Each candidate remembers the *round* in which
 it was found (initial peers: round 1; peers returned by a round-r peer: round r + 1), and the
 lookup reports as its ``rounds`` the largest round among the closest answered peers: the length
 of the chain of requests that reached the answer.
@@ -70,6 +74,7 @@ class ClosestPeersIter:
         self._sorted: list[_Candidate] = []  # by distance; failed ones are removed
         self._dists: list[int] = []  # the distances of _sorted, for C-speed bisection
         self._waiting = 0
+        self._no_progress = 0  # answers in a row that brought no closer peer
         self.requests = 0
         self.successes = 0
         self.failures = 0
@@ -103,8 +108,14 @@ class ClosestPeersIter:
         self._waiting -= 1
         self.successes += 1
         nxt = c.round + 1
+        dists = self._dists
+        best = dists[0] if dists else None
         for p, key, addrs in closer:
             self._add(p, key, nxt, addrs)
+        if dists and (best is None or dists[0] < best):
+            self._no_progress = 0
+        else:
+            self._no_progress += 1
 
     def on_failure(self, peer: PeerId) -> None:
         c = self._by_id.get(peer)
@@ -148,7 +159,8 @@ class ClosestPeersIter:
         if self.finished:
             return []
         out: list[tuple[PeerId, tuple[bytes, ...]]] = []
-        budget = self.alpha - self._waiting
+        stalled = self._no_progress >= self.alpha
+        budget = (max(self.alpha, self.beta) if stalled else self.alpha) - self._waiting
         if budget <= 0:
             return out
         for c in self._sorted[: self.k]:
