@@ -43,6 +43,7 @@ import cbor2
 from ..commands import Command, Emit, Request, Respond
 from ..errors import ConfigError, MicronetworkError, SignatureError, ValidationError
 from ..gossip.events import Message, Outcome
+from ..gossip.verified import Verified
 from ..identity.keys import KeyPair
 from ..identity.peerid import PeerId
 from . import _catchup
@@ -117,7 +118,7 @@ class BrokerCore:
         self.subscribed: set[str] = set()
         self._own: dict[str, _Own] = {}
         self._out: list[Command] = []
-        self._verified: dict[bytes, Event | Membership] = {}
+        self._verified: Verified[Event | Membership] = Verified()
         self._next_id = 0
         self._next_sid = 0
         self._member_seq = seq_base
@@ -382,9 +383,7 @@ class BrokerCore:
             return self._reject("topic_mismatch", Outcome.REJECT)
         if isinstance(item, Event) and not self._fresh(item):
             return self._reject("replayed", Outcome.IGNORE)
-        if len(self._verified) > 4096:
-            self._verified.clear()
-        self._verified[msg.msg_id] = item
+        self._verified.put(msg.msg_id, item)
         return Outcome.ACCEPT
 
     def _reject(self, reason: str, outcome: Outcome) -> Outcome:
@@ -413,11 +412,9 @@ class BrokerCore:
         """A gossip message of a broker topic (after ``validate`` accepted it)."""
         if msg.from_peer == self.local_id:
             return
-        item = self._verified.pop(msg.msg_id, None)
+        item = self._verified.take(msg, self.validate)
         if item is None:
-            if self.validate(msg) is not Outcome.ACCEPT:
-                return
-            item = self._verified.pop(msg.msg_id)
+            return
         if isinstance(item, Membership):
             self.groups.on_membership(item, now)
             return

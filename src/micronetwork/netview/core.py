@@ -35,6 +35,7 @@ from typing import Protocol
 from ..commands import Command, Emit
 from ..errors import ConfigError, MicronetworkError
 from ..gossip.events import Message, Outcome
+from ..gossip.verified import Verified
 from ..identity.keys import KeyPair
 from ..identity.peerid import PeerId
 from .record import MAX_PEERS, MAX_SERVICES, MAX_TTL, NetviewRecord, Role, open_record
@@ -135,7 +136,7 @@ class NetviewCore:
         self.counters: Counter[str] = Counter()
         self._seq = seq_base
         self._out: list[Command] = []
-        self._verified: dict[bytes, NetviewRecord] = {}
+        self._verified: Verified[NetviewRecord] = Verified()
         self._last = -math.inf
         self._due = now + self.config.interval
         self._soon: float | None = None
@@ -213,17 +214,13 @@ class NetviewCore:
         if rec.peer != msg.from_peer or msg.topic != TOPIC:
             self.counters["rejected"] += 1
             return Outcome.REJECT
-        if len(self._verified) > 4096:
-            self._verified.clear()
-        self._verified[msg.msg_id] = rec
+        self._verified.put(msg.msg_id, rec)
         return Outcome.ACCEPT
 
     def on_message(self, msg: Message, now: float) -> None:
-        rec = self._verified.pop(msg.msg_id, None)
+        rec = self._verified.take(msg, self.validate)
         if rec is None:
-            if self.validate(msg) is not Outcome.ACCEPT:
-                return
-            rec = self._verified.pop(msg.msg_id)
+            return
         if rec.peer == self.local_id:
             return
         self.receive(rec, now)

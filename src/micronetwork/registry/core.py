@@ -43,6 +43,7 @@ import cbor2
 from ..commands import Command, Emit, Request, Respond
 from ..errors import ConfigError, MicronetworkError
 from ..gossip.events import Message, Outcome
+from ..gossip.verified import Verified
 from ..identity.keys import KeyPair
 from ..identity.peerid import PeerId
 from .config import RegistryConfig
@@ -131,7 +132,7 @@ class RegistryCore:
         self.subscribed: set[str] = set()
         self.counters: Counter[str] = Counter()
         self._out: list[Command] = []
-        self._verified: dict[bytes, Registration] = {}
+        self._verified: Verified[Registration] = Verified()
         self._next_id = 0
         self._pending: dict[int, tuple[PeerId, str, float]] = {}
         self._timers: list[tuple[float, str, str]] = []
@@ -302,17 +303,13 @@ class RegistryCore:
         if msg.topic != CATALOG_TOPIC and msg.topic != service_topic(reg.name):
             self.counters["rejected"] += 1
             return Outcome.REJECT
-        if len(self._verified) > 4096:
-            self._verified.clear()
-        self._verified[msg.msg_id] = reg
+        self._verified.put(msg.msg_id, reg)
         return Outcome.ACCEPT
 
     def on_message(self, msg: Message, now: float) -> None:
-        reg = self._verified.pop(msg.msg_id, None)
+        reg = self._verified.take(msg, self.validate)
         if reg is None:
-            if self.validate(msg) is not Outcome.ACCEPT:
-                return
-            reg = self._verified.pop(msg.msg_id)
+            return
         if reg.peer == self.local_id:
             return
         self._catalog_put(reg, now)
