@@ -245,6 +245,27 @@ def _pyplot() -> Any | None:
     return plt
 
 
+def save_figure(plt: Any, fig: Any, path: Path, layout: bool = True) -> Path:
+    """Lay out ``fig`` (unless the caller did), write it to ``path`` (folders made), close
+    it."""
+    if layout:
+        fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    """A results file as a dict; {} if it is missing or not JSON."""
+    if path.is_file():
+        try:
+            return dict(json.loads(path.read_text()))
+        except ValueError:
+            pass
+    return {}
+
+
 def plot_bars(path: Path, panels: Sequence[dict[str, Any]], title: str = "") -> Path | None:
     """One panel per metric; each panel a bar per series at the median, whiskers min..max.
 
@@ -278,9 +299,7 @@ def plot_bars(path: Path, panels: Sequence[dict[str, Any]], title: str = "") -> 
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.text(0.5, 0.01, "bar = median, whiskers = min..max", ha="center", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path, layout=False)
     return path
 
 
@@ -303,8 +322,5 @@ def plot_cdf(path: Path, series: dict[str, Sequence[float]], xlabel: str, title:
         ax.set_xscale("log")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path)
     return path

@@ -20,7 +20,6 @@ of other sizes already in the file are kept) and ``broker_sim.png``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -47,15 +46,6 @@ def _progress(label: str) -> Any:
                   "left", file=sys.stderr, flush=True)
 
     return report
-
-
-def _load(path: Path) -> dict[str, Any]:
-    if path.is_file():
-        try:
-            return dict(json.loads(path.read_text()))
-        except ValueError:
-            pass
-    return {}
 
 
 def plot(figures: dict[str, Any], path: Path) -> Path | None:
@@ -98,11 +88,7 @@ def plot(figures: dict[str, Any], path: Path) -> Path | None:
     ax.set_xlabel("nodes")
     ax.set_title("traffic per node")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _common.save_figure(plt, fig, path)
 
 
 def main() -> int:
@@ -119,7 +105,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.plot_only:
         path = _common.RESULTS_DIR / f"{NAME}{'_quick' if args.quick else ''}.json"
-        print(plot(_load(path).get("figures", {}), path.with_suffix(".png")))
+        print(plot(_common.load_json(path).get("figures", {}), path.with_suffix(".png")))
         return 0
     started = _common.now_iso()
     sizes = [300] if args.quick else [int(s) for s in args.sizes.split(",") if s]
@@ -166,7 +152,7 @@ def main() -> int:
         "seed": args.seed,
         "quick": args.quick,
     }
-    fresh = {} if args.quick else _load(result)
+    fresh = {} if args.quick else _common.load_json(result)
     figures = {**fresh.get("figures", {}), **figures}
     params = {**{k: v for k, v in fresh.get("params", {}).items() if k.isdigit()}, **params,
               "model": model}

@@ -19,7 +19,6 @@ size replaces only that entry), plot ``dht_lookups.png``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -148,15 +147,6 @@ def eclipse_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
     return out
 
 
-def _load() -> dict[str, Any]:
-    if RESULT.exists():
-        try:
-            return json.loads(RESULT.read_text())  # type: ignore[no-any-return]
-        except json.JSONDecodeError:
-            pass
-    return {}
-
-
 def plot(figures: dict[str, Any], path: Path) -> Path | None:
     plt = _common._pyplot()
     if plt is None:
@@ -228,11 +218,7 @@ def plot(figures: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylabel("get_providers success")
     ax.set_title("10% attackers grinding ids next to 2 keys")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _common.save_figure(plt, fig, path)
 
 
 def main() -> int:
@@ -252,7 +238,7 @@ def main() -> int:
         adv_sizes = [int(x) for x in args.adv_sizes.split(",") if x]
         lookups, churn_lookups = args.lookups, max(100, args.lookups // 2)
     sections = set(args.sections.split(","))
-    doc = {} if args.quick else _load()
+    doc = {} if args.quick else _common.load_json(RESULT)
     figures: dict[str, Any] = doc.get("figures", {})
     runs: dict[str, Any] = doc.get("runs", {})
     for n in sizes if "rounds" in sections else []:

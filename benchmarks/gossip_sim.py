@@ -20,7 +20,6 @@ entry; ``--quick`` writes ``gossip_sim_quick.json``) and the plot ``gossip_sim.p
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -150,15 +149,6 @@ def spam_section(n: int, seed: int) -> dict[str, Any]:
     return figs
 
 
-def _load(path: Path) -> dict[str, Any]:
-    if path.is_file():
-        try:
-            return dict(json.loads(path.read_text()))
-        except ValueError:
-            pass
-    return {}
-
-
 def plot(figures: dict[str, Any], path: Path) -> Path | None:
     plt = _common._pyplot()
     if plt is None:
@@ -206,11 +196,7 @@ def plot(figures: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylabel("delivered within 4 s")
     ax.set_title("covert flash attack")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _common.save_figure(plt, fig, path)
 
 
 def main() -> int:
@@ -290,7 +276,7 @@ def main() -> int:
         "quick": args.quick,
     }
     # Another process may have written other sections meanwhile: merge into what is there now.
-    fresh = {} if args.quick else _load(result)
+    fresh = {} if args.quick else _common.load_json(result)
     merged: dict[str, Any] = fresh.get("figures", {})
     for section, sizes in figures.items():
         into = merged.setdefault(section, {})

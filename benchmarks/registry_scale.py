@@ -269,9 +269,7 @@ def plot(path: Path, figs: dict[str, Any], title: str) -> Path | None:
         ax.set_title(f"propagation and expiry, N={p['nodes']}")
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _common.save_figure(plt, fig, path)
     return path
 
 
