@@ -97,3 +97,14 @@ async def test_a_broken_gossip_stream_is_reopened_and_the_peer_told_again() -> N
             await a.publish("t", b"and back")
             got = [(await b_in.receive()).data, (await b_in.receive()).data]
             assert got == [b"after the break", b"and back"]  # its own, then a's
+
+
+async def test_measured_rtts_reach_the_gossip_router() -> None:
+    """The network view's pings feed GossipCore.set_peer_rtt (the latency-aware mesh)."""
+    with trio.fail_after(30):
+        async with Node.open(NodeConfig.super_node()) as sup, \
+                Node.open(NodeConfig.peer(bootstrap=(sup.addrs[0],))) as peer:
+            await peer.netview.measure(max_age=0.0)
+            rtt = peer._core.gossip.rtt.get(sup.peer_id)
+            assert rtt is not None and 0.0 < rtt < 1.0
+            assert peer.netview._core.direct[sup.peer_id] is not None  # the view has it too
