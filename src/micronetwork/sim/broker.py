@@ -45,14 +45,12 @@ the churn, the figures), which re-exports the other two.
 
 from __future__ import annotations
 
-import gc
 import math
 import resource
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from ..broker import Cursor
@@ -61,22 +59,13 @@ from .broker_config import SUPER_RETENTION, BrokerSimConfig
 from .broker_driver import INF, BrokerDriver
 from .gossip import GossipSimNode
 from .gossip_harness import regular_edges
+from .loop import no_gc as _no_gc
 
 __all__ = ["SUPER_RETENTION", "BrokerSimConfig", "BrokerSimulator", "run_broker_sim"]
 
 Progress = Callable[[float, str], None]
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """No cyclic GC while the loop runs (as the gossip scenarios do: millions of objects)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class BrokerSimulator(BrokerDriver):

@@ -18,10 +18,8 @@ on). The figures over the records are in :mod:`.gossip_figures`, the named scena
 from __future__ import annotations
 
 import csv
-import gc
 import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ import networkx as nx
 from ..gossip import GossipConfig, PeerScoreParams, TopicScoreParams
 from .crypto import CryptoModel
 from .gossip import INF, GossipBehaviour, GossipSimNode, GossipSimulator, MsgRecord
+from .loop import no_gc as _no_gc
 from .metrics import _jsonable
 from .models import NetworkModel
 
@@ -43,18 +42,6 @@ def _no_progress(frac: float, label: str) -> None:
     pass
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """The cyclic GC off while the loop runs: a 10k-node run holds millions of objects, full
-    collections cost ~30 % of the run, and the event path makes no reference cycles (plain
-    reference counting frees it)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def attack_score_params(

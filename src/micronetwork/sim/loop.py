@@ -18,13 +18,15 @@ Time never goes backwards: an event scheduled in the past runs at the current ti
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["EventLoop", "Handler"]
+__all__ = ["EventLoop", "Handler", "no_gc"]
 
 Handler = Callable[[Any, Any, Any], None]
 
@@ -144,3 +146,17 @@ class EventLoop:
     def run(self, max_events: int | None = None) -> int:
         """Run until the heap is empty (or ``max_events``)."""
         return self.run_until(math.inf, max_events)
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """The cyclic GC off while a simulation runs: a 10k-node run holds millions of objects,
+    full collections cost ~30 % of the run, and the event path makes no reference cycles
+    (plain reference counting frees it)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

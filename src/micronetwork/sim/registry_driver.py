@@ -14,10 +14,8 @@ Networks are built in :mod:`.registry_net`, the experiments are in :mod:`.regist
 
 from __future__ import annotations
 
-import gc
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from heapq import heappush
 from typing import Any
 
@@ -30,6 +28,7 @@ from ..identity.peerid import PeerId
 from ..registry import RegistryConfig, RegistryCore, ServiceEvent
 from .crypto import CryptoModel
 from .gossip import GossipSimNode, GossipSimulator
+from .loop import no_gc as _no_gc
 
 __all__ = ["RegistrySimulator"]
 
@@ -41,17 +40,6 @@ def _no_progress(frac: float, label: str) -> None:
     pass
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """The cyclic GC off while the loop runs (a 10k-node run holds millions of objects; the
-    event path makes no reference cycles, reference counting frees it)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class _Ports:

@@ -22,8 +22,9 @@ import networkx as nx
 
 from ..registry import RegistryConfig
 from .gossip import GossipSimNode
+from .loop import no_gc as _no_gc
 from .models import NetworkModel, Uniform
-from .registry_driver import Progress, RegistrySimulator, _no_gc, _no_progress
+from .registry_driver import Progress, RegistrySimulator, _no_progress
 
 __all__ = ["RegistryNet", "add_instance", "add_watcher", "build_registry_net", "describe"]
 
