@@ -18,6 +18,8 @@ from typing import Any
 import cbor2
 import trio
 
+from micronetwork.framing import encode_varint
+
 MAX_FRAME = 4 * 1024 * 1024  # as our RPC's default max_message_size
 READ_SIZE = 64 * 1024  # as our RPC's read size
 
@@ -25,22 +27,10 @@ Send = Callable[[bytes], Awaitable[None]]
 Receive = Callable[[], Awaitable[bytes]]
 
 
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def encode(msg: Any) -> bytes:
     """One frame: varint length prefix + CBOR of ``msg``."""
     payload = cbor2.dumps(msg)
-    return varint(len(payload)) + payload
+    return encode_varint(len(payload)) + payload
 
 
 class Decoder:
