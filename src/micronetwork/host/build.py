@@ -23,8 +23,9 @@ import multiaddr
 
 from ..errors import ConfigError
 from ..identity.keys import KeyPair
+from .muxer import install as install_muxer
 
-__all__ = ["build_host", "quiet_libp2p_logging"]
+__all__ = ["MUXERS", "build_host", "quiet_libp2p_logging"]
 
 
 def quiet_libp2p_logging() -> None:
@@ -34,10 +35,18 @@ def quiet_libp2p_logging() -> None:
     logging.getLogger("multiaddr").setLevel(logging.WARNING)
 
 
-def build_host(key: KeyPair, listen: tuple[str, ...]) -> tuple[Any, list[multiaddr.Multiaddr]]:
+MUXERS = ("micronetwork", "py-libp2p")
+
+
+def build_host(key: KeyPair, listen: tuple[str, ...], *, muxer: str = "micronetwork",
+               ) -> tuple[Any, list[multiaddr.Multiaddr]]:
+    """A py-libp2p host on ``listen``. ``muxer`` runs ``/yamux/1.0.0`` with our yamux
+    (:mod:`.muxer`, the default) or with py-libp2p's own (``"py-libp2p"``)."""
     from libp2p import new_host
     from libp2p.network.config import ConnectionConfig
 
+    if muxer not in MUXERS:
+        raise ConfigError(f"unknown muxer {muxer!r}; choose one of {', '.join(MUXERS)}")
     try:
         listen_addrs = [multiaddr.Multiaddr(a) for a in listen]
     except Exception as exc:
@@ -55,6 +64,8 @@ def build_host(key: KeyPair, listen: tuple[str, ...]) -> tuple[Any, list[multiad
         listen_addrs=listen_addrs,
     )
     _disable_auto_connector(host)
+    if muxer == "micronetwork":
+        install_muxer(host)
     return host, listen_addrs
 
 

@@ -1,0 +1,322 @@
+"""The yamux session as a sans-IO state machine (hashicorp/yamux spec.md, as libp2p uses it).
+
+Bytes in (:meth:`YamuxSession.receive`) give events; the application's actions (open, send,
+consume, close, reset, ping, go away) queue frames; :meth:`YamuxSession.take_output` hands
+the bytes to write. No clock, no I/O, no locks: the trio driver in ``host/muxer.py`` owns
+those.
+
+Frame header (12 bytes, big endian): version (0), type, flags, stream id, length.
+Types: DATA (length = payload bytes that follow), WINDOW_UPDATE (length = credit added),
+PING (length = opaque value), GO_AWAY (length = error code). Flags: SYN opens a stream,
+ACK accepts it, FIN half-closes, RST resets. Each stream starts with 256 KiB of credit in
+each direction; a receiver grants more with WINDOW_UPDATE as the application consumes data.
+The dialer's streams have odd ids, the listener's even ones.
+
+Credit policy: the receiver returns consumed bytes once they reach half the window (as
+go-yamux does), so a steady stream costs one WINDOW_UPDATE per 128 KiB, not one per read.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..errors import RemoteProtocolError
+
+__all__ = [
+    "ACK",
+    "DATA",
+    "FIN",
+    "GO_AWAY",
+    "HEADER",
+    "INITIAL_WINDOW",
+    "PING",
+    "RST",
+    "SYN",
+    "WINDOW_UPDATE",
+    "GoAway",
+    "Pong",
+    "StreamData",
+    "StreamEnded",
+    "StreamOpened",
+    "StreamReset",
+    "WindowOpened",
+    "YamuxEvent",
+    "YamuxSession",
+]
+
+HEADER = struct.Struct(">BBHII")
+HEADER_SIZE = HEADER.size
+DATA, WINDOW_UPDATE, PING, GO_AWAY = 0, 1, 2, 3
+SYN, ACK, FIN, RST = 1, 2, 4, 8
+INITIAL_WINDOW = 256 * 1024
+MAX_FRAME_DATA = 65519 - HEADER_SIZE  # one frame fits one Noise message (64 KiB - 17)
+GO_AWAY_NORMAL, GO_AWAY_PROTOCOL_ERROR = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOpened:
+    """The peer opened stream ``stream_id`` (SYN)."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamData:
+    stream_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """The peer half-closed (FIN): no more data will come on this stream."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReset:
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowOpened:
+    """The peer granted credit on a stream: writes waiting for it can go on."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class GoAway:
+    code: int
+
+
+YamuxEvent = StreamOpened | StreamData | StreamEnded | StreamReset | WindowOpened | Pong | GoAway
+
+
+class _Stream:
+    __slots__ = ("consumed", "recv_credit", "recv_closed", "send_closed", "send_credit")
+
+    def __init__(self, window: int) -> None:
+        self.send_credit = INITIAL_WINDOW  # what we may still send
+        self.recv_credit = window  # what the peer may still send us
+        self.consumed = 0  # read by the application, not yet returned as credit
+        self.send_closed = False
+        self.recv_closed = False
+
+
+class YamuxSession:
+    """One yamux connection's protocol state.
+
+    ``window`` is the receive window per stream (at least the spec's 256 KiB; more is
+    announced with the SYN/ACK). ``max_streams`` bounds the streams open at once: a SYN
+    beyond it is answered with RST.
+    """
+
+    def __init__(self, *, is_initiator: bool, window: int = INITIAL_WINDOW,
+                 max_streams: int = 1024) -> None:
+        if window < INITIAL_WINDOW:
+            raise ValueError(f"the yamux window is at least {INITIAL_WINDOW} bytes")
+        self.is_initiator = is_initiator
+        self.window = window
+        self.max_streams = max_streams
+        self._next_id = 1 if is_initiator else 2
+        self._streams: dict[int, _Stream] = {}
+        self._out = bytearray()
+        self._in = bytearray()
+        self._ping_id = 0
+        self.local_go_away = False
+        self.remote_go_away = False
+        self.frames_in = 0
+        self.frames_out = 0
+
+    # -- the application's side -----------------------------------------------------------
+
+    def open_stream(self) -> int:
+        """A new outbound stream's id; its SYN is queued."""
+        if self.remote_go_away or self.local_go_away:
+            raise RemoteProtocolError("the yamux session is going away")
+        sid = self._next_id
+        if sid > 0xFFFFFFFF:
+            raise RemoteProtocolError("yamux stream ids are exhausted on this connection")
+        self._next_id += 2
+        self._streams[sid] = _Stream(self.window)
+        self._frame(WINDOW_UPDATE, SYN, sid, self.window - INITIAL_WINDOW)
+        return sid
+
+    def send_credit(self, stream_id: int) -> int:
+        st = self._streams.get(stream_id)
+        return 0 if st is None else st.send_credit
+
+    def send(self, stream_id: int, data: bytes | memoryview) -> int:
+        """Queue as much of ``data`` as the peer's window allows; how many bytes that was.
+        Zero means: wait for :class:`WindowOpened`."""
+        st = self._live(stream_id)
+        if st.send_closed:
+            raise RemoteProtocolError(f"yamux stream {stream_id} is closed for sending")
+        n = min(len(data), st.send_credit)
+        sent = 0
+        while sent < n:
+            part = min(n - sent, MAX_FRAME_DATA)
+            self._out += HEADER.pack(0, DATA, 0, stream_id, part)
+            self._out += data[sent:sent + part]
+            self.frames_out += 1
+            sent += part
+        st.send_credit -= n
+        return n
+
+    def consumed(self, stream_id: int, n: int) -> None:
+        """The application read ``n`` bytes of the stream: give the credit back once it
+        reaches half the window."""
+        st = self._streams.get(stream_id)
+        if st is None or st.recv_closed:
+            return
+        st.consumed += n
+        if st.consumed >= self.window // 2:
+            self._frame(WINDOW_UPDATE, 0, stream_id, st.consumed)
+            st.recv_credit += st.consumed
+            st.consumed = 0
+
+    def close_stream(self, stream_id: int) -> bool:
+        """Half-close (FIN). True when the stream is now closed both ways (forgotten)."""
+        st = self._streams.get(stream_id)
+        if st is None or st.send_closed:
+            return st is None
+        st.send_closed = True
+        self._frame(WINDOW_UPDATE, FIN, stream_id, 0)
+        return self._forget_if_done(stream_id, st)
+
+    def reset_stream(self, stream_id: int) -> None:
+        if self._streams.pop(stream_id, None) is not None:
+            self._frame(WINDOW_UPDATE, RST, stream_id, 0)
+
+    def ping(self) -> int:
+        self._ping_id = (self._ping_id + 1) & 0xFFFFFFFF
+        self._frame(PING, SYN, 0, self._ping_id)
+        return self._ping_id
+
+    def go_away(self, code: int = GO_AWAY_NORMAL) -> None:
+        if not self.local_go_away:
+            self.local_go_away = True
+            self._frame(GO_AWAY, 0, 0, code)
+
+    def take_output(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    @property
+    def output_size(self) -> int:
+        return len(self._out)
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    def is_open(self, stream_id: int) -> bool:
+        return stream_id in self._streams
+
+    # -- the peer's side -------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> list[YamuxEvent]:
+        """Feed bytes read from the connection; the events they complete, in order.
+        Raises :class:`RemoteProtocolError` on a violation (the connection must close;
+        a GO_AWAY with the protocol-error code is queued)."""
+        buf = self._in
+        buf += data
+        events: list[YamuxEvent] = []
+        pos = 0
+        end = len(buf)
+        try:
+            while end - pos >= HEADER_SIZE:
+                version, typ, flags, sid, length = HEADER.unpack_from(buf, pos)
+                if version != 0:
+                    raise RemoteProtocolError(f"yamux version {version} is not supported")
+                if typ == DATA:
+                    if end - pos - HEADER_SIZE < length:
+                        break
+                    body = bytes(buf[pos + HEADER_SIZE:pos + HEADER_SIZE + length])
+                    pos += HEADER_SIZE + length
+                    self.frames_in += 1
+                    self._on_stream_frame(events, flags, sid, body, 0)
+                    continue
+                pos += HEADER_SIZE
+                self.frames_in += 1
+                if typ == WINDOW_UPDATE:
+                    self._on_stream_frame(events, flags, sid, b"", length)
+                elif typ == PING:
+                    if flags & SYN:
+                        self._frame(PING, ACK, 0, length)
+                    elif flags & ACK:
+                        events.append(Pong(length))
+                elif typ == GO_AWAY:
+                    self.remote_go_away = True
+                    events.append(GoAway(length))
+                else:
+                    raise RemoteProtocolError(f"unknown yamux frame type {typ}")
+        except RemoteProtocolError:
+            self.go_away(GO_AWAY_PROTOCOL_ERROR)
+            raise
+        finally:
+            del buf[:pos]
+        return events
+
+    def _on_stream_frame(self, events: list[YamuxEvent], flags: int, sid: int, body: bytes,
+                         delta: int) -> None:
+        st = self._streams.get(sid)
+        if flags & SYN:
+            if st is not None:
+                raise RemoteProtocolError(f"yamux SYN for stream {sid}, which is open")
+            if sid == 0 or (sid % 2 == 1) == self.is_initiator:
+                raise RemoteProtocolError(f"yamux stream id {sid} has the wrong parity")
+            if self.local_go_away or len(self._streams) >= self.max_streams:
+                self._frame(WINDOW_UPDATE, RST, sid, 0)
+                return
+            st = self._streams[sid] = _Stream(self.window)
+            self._frame(WINDOW_UPDATE, ACK, sid, self.window - INITIAL_WINDOW)
+            events.append(StreamOpened(sid))
+        if st is None:
+            return  # a frame for a stream we forgot (reset, or closed both ways): ignore it
+        if flags & RST:
+            del self._streams[sid]
+            events.append(StreamReset(sid))
+            return
+        if body:
+            if st.recv_closed:
+                raise RemoteProtocolError(f"yamux data on stream {sid} after its FIN")
+            if len(body) > st.recv_credit:
+                raise RemoteProtocolError(
+                    f"yamux stream {sid} sent {len(body)} bytes over its window "
+                    f"({st.recv_credit})")
+            st.recv_credit -= len(body)
+            events.append(StreamData(sid, body))
+        if delta:
+            st.send_credit += delta
+            events.append(WindowOpened(sid))
+        if flags & FIN and not st.recv_closed:
+            st.recv_closed = True
+            events.append(StreamEnded(sid))
+            self._forget_if_done(sid, st)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _live(self, stream_id: int) -> _Stream:
+        st = self._streams.get(stream_id)
+        if st is None:
+            raise RemoteProtocolError(f"yamux stream {stream_id} is not open")
+        return st
+
+    def _forget_if_done(self, sid: int, st: _Stream) -> bool:
+        if st.send_closed and st.recv_closed:
+            del self._streams[sid]
+            return True
+        return False
+
+    def _frame(self, typ: int, flags: int, sid: int, length: int) -> None:
+        self._out += HEADER.pack(0, typ, flags, sid, length)
+        self.frames_out += 1
