@@ -92,7 +92,7 @@ async def open_ours() -> AsyncIterator[Side]:
 
 
 @asynccontextmanager
-async def open_ours_transport() -> AsyncIterator[Side]:
+async def open_ours_transport(muxer: str = "micronetwork") -> AsyncIterator[Side]:
     from libp2p.peer.peerinfo import PeerInfo
 
     from micronetwork.host.build import build_host, quiet_libp2p_logging
@@ -106,8 +106,8 @@ async def open_ours_transport() -> AsyncIterator[Side]:
         await call.finish()
 
     ckey, skey = KeyPair.generate(), KeyPair.generate()
-    chost, clisten = build_host(ckey, ("/ip4/127.0.0.1/tcp/0",))
-    shost, slisten = build_host(skey, ("/ip4/127.0.0.1/tcp/0",))
+    chost, clisten = build_host(ckey, ("/ip4/127.0.0.1/tcp/0",), muxer=muxer)
+    shost, slisten = build_host(skey, ("/ip4/127.0.0.1/tcp/0",), muxer=muxer)
     async with chost.run(listen_addrs=clisten), shost.run(listen_addrs=slisten), \
             trio.open_nursery() as nursery:
         client = RpcTransport(chost)
@@ -283,6 +283,8 @@ async def open_libp2p_request_response() -> AsyncIterator[Side]:
 SIDES: dict[str, Callable[[], Any]] = {
     "ours": open_ours,
     "ours-transport": open_ours_transport,
+    # the same, over py-libp2p's own yamux: what our yamux (host/muxer.py) changes
+    "ours-transport-pyyamux": lambda: open_ours_transport("py-libp2p"),
     "raw-trio": open_raw_trio,
     "libp2p-stream-per-call": open_libp2p_stream_per_call,
     "libp2p-one-stream": open_libp2p_one_stream,

@@ -8,6 +8,8 @@ process on 127.0.0.1 (see ``_rpc_sides.py`` and ``_rpc_grpc.py`` for each one's 
 * ours: two micronetwork Nodes, ``A.client.call("bench", "echo", body)`` to B's
   ``@endpoint async def echo(body: bytes) -> bytes``;
 * ours-transport: our ``RpcTransport`` alone (``open_call`` + ``unary``), no service layer;
+* ours-transport-pyyamux: the same over py-libp2p's yamux (``build_host(muxer="py-libp2p")``)
+  instead of ours (``host/muxer.py``): what the muxer alone changes;
 * raw-trio: trio TCP, varint-length-prefixed CBOR ``{id, body}`` frames, calls multiplexed
   by id on one connection (the floor of this framing in Python);
 * libp2p-stream-per-call / libp2p-one-stream: py-libp2p default hosts (TCP, Noise, yamux),
@@ -15,7 +17,7 @@ process on 127.0.0.1 (see ``_rpc_sides.py`` and ``_rpc_grpc.py`` for each one's 
 * libp2p-request-response: py-libp2p's ``libp2p.request_response`` module (stream per call);
 * grpcio-aio: a ``grpc.aio`` unary echo, generic handler, one channel, in a subprocess.
 
-Per repetition each side in turn (ours, ours-transport, raw-trio, libp2p x3, grpcio-aio,
+Per repetition each side in turn (ours, ours-transport(-pyyamux), raw-trio, libp2p x3, grpcio-aio,
 then the next repetition: alternating, so all see the same machine load) is set up fresh
 (untimed), then per payload size: ``--warmup`` untimed calls; ``--calls`` calls with
 ``--concurrency`` (16) in flight from one client: calls/s = calls / wall time, latency
@@ -219,6 +221,7 @@ def plot(path: Path, summ: dict[str, Any], sides: list[str], sizes: list[int],
               ("p50_ms", "latency p50 | p99, 16 in flight (lower better)", "ms"),
               ("cpu_ms_per_call", "CPU per call, client+server (lower better)", "ms")]
     colors = {"ours": "tab:blue", "ours-transport": "tab:cyan", "raw-trio": "tab:gray",
+              "ours-transport-pyyamux": "tab:purple",
               "grpcio-aio": "tab:green"}
     fig, axes = plt.subplots(len(sizes), len(panels), figsize=(15, 3.3 * len(sizes)),
                              squeeze=False)
@@ -358,6 +361,8 @@ def main() -> int:
                     "(TCP, Noise, yamux); the RPC streams as the transport of the measured "
                     "commit uses them (RPC 1.0.0: a stream per call; 1.1.0: unary calls on "
                     "pooled long-lived streams)",
+            "ours-transport-pyyamux": "ours-transport with py-libp2p's yamux "
+                                      "(build_host(muxer='py-libp2p')): the muxer's share",
             "ours-transport": "our RpcTransport alone between two build_host() hosts: "
                               "open_call(kind='unary') + call.unary(body); handler "
                               "send(await receive()); finish()",

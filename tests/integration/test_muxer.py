@@ -16,6 +16,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.peerinfo import PeerInfo
 
 from micronetwork.host import muxer
+from micronetwork.host._noiseio import NoiseFrames
 from micronetwork.host.build import build_host, quiet_libp2p_logging
 from micronetwork.identity.keys import KeyPair
 
@@ -105,6 +106,8 @@ async def test_many_large_streams_both_ways(dialer: str, listener: str) -> None:
             conn = a.get_network().get_connections(b.get_id())[0].muxed_conn
             if dialer == "micronetwork":
                 assert isinstance(conn, muxer.YamuxConnection)
+                # the Noise messages go straight to the socket (host/_noiseio.py)
+                assert isinstance(getattr(conn._read, "__self__", None), NoiseFrames)
                 assert conn.streams == {}  # every stream forgotten once closed both ways
 
 

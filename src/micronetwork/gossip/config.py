@@ -10,6 +10,7 @@ negative. Topics with a known rate should set P3 explicitly (see ``TopicScorePar
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -90,7 +91,8 @@ def _zero(peer: PeerId) -> float:
     return 0.0
 
 
-def _is_loopback(ip: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _is_loopback(ip: str) -> bool:  # asked on every score computation: parse each IP once
     try:
         return ipaddress.ip_address(ip).is_loopback
     except ValueError:

@@ -7,7 +7,8 @@ protocol rules in :class:`~micronetwork.yamux.session.YamuxSession` (sans-IO) an
 the I/O:
 
 * one reader task per connection: it reads whole decrypted Noise messages (not frame by
-  frame), feeds them to the session, and hands data to the streams' buffers;
+  frame; all that arrived at once, through :mod:`._noiseio`), feeds them to the session,
+  and hands data to the streams' buffers;
 * one writer task per connection: frames queued by any stream while the last write was in
   flight go out together in one write (so many small frames share a Noise message), and no
   stream task ever writes to the socket itself, so cancelling a stream's write cannot tear
@@ -53,6 +54,7 @@ from ..yamux.session import (
     WindowOpened,
     YamuxSession,
 )
+from ._noiseio import NoiseFrames
 
 __all__ = ["PROTOCOL_ID", "YamuxConnection", "YamuxStream", "install"]
 
@@ -225,6 +227,11 @@ class YamuxConnection(IMuxedConn):
         self.peer_id = peer_id
         self._initiator = secured_conn.is_initiator if is_initiator is None else is_initiator
         self.session = YamuxSession(is_initiator=self._initiator)
+        frames = NoiseFrames.attach(secured_conn)  # None: use the session's read and write
+        self._read: Callable[[], Awaitable[bytes]] = \
+            frames.read if frames is not None else secured_conn.read
+        self._write: Callable[[bytes], Awaitable[None]] = \
+            frames.write if frames is not None else secured_conn.write
         self.on_close = on_close
         self.event_started = trio.Event()
         self.event_closed = trio.Event()
@@ -267,7 +274,7 @@ class YamuxConnection(IMuxedConn):
                 await self._shutdown()
 
     async def _reader(self) -> None:
-        read = self.secured_conn.read
+        read = self._read
         session = self.session
         streams = self.streams
         while True:
@@ -332,7 +339,7 @@ class YamuxConnection(IMuxedConn):
                 data = session.take_output()
                 self._space.unpark_all()
                 try:
-                    await self.secured_conn.write(data)
+                    await self._write(data)
                 except trio.Cancelled:
                     raise
                 except Exception as exc:
@@ -357,7 +364,7 @@ class YamuxConnection(IMuxedConn):
                 data = self.session.take_output()
                 if data:
                     try:
-                        await self.secured_conn.write(data)
+                        await self._write(data)
                     except Exception:
                         pass
 
