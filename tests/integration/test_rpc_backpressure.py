@@ -17,7 +17,7 @@ from micronetwork.rpc import ServerCall
 pytestmark = pytest.mark.integration
 
 CHUNK = b"\x5a" * (64 * 1024)
-MAX_YAMUX_WINDOW = 256 << 10  # a stream's yamux window (micronetwork.host.muxer)
+MAX_YAMUX_WINDOW = 1 << 20  # a stream's yamux window (micronetwork.host.muxer)
 
 
 async def test_a_client_that_stops_reading_holds_back_only_its_own_call() -> None:
@@ -74,7 +74,7 @@ async def test_a_client_that_stops_reading_holds_back_only_its_own_call() -> Non
                     assert [x async for x in call] == list(range(50))
 
                 # The firehose is held back once the stream's yamux window is used up
-                # (256 KiB), and a write blocked on a closed window for STALL_TIMEOUT
+                # (1 MiB), and a write blocked on a closed window for STALL_TIMEOUT
                 # (10 s) resets the stream: the handler hears CallCancelled, the stalled
                 # caller a typed error when it reads on.
                 await ended.wait()

@@ -13,7 +13,8 @@ the I/O:
   flight go out together in one write (so many small frames share a Noise message), and no
   stream task ever writes to the socket itself, so cancelling a stream's write cannot tear
   the connection's framing;
-* back-pressure: a stream's write waits for the peer's window (256 KiB per stream), and for
+* back-pressure: a stream's write waits for the peer's window (ours: 1 MiB per stream, so
+  16 calls of 64 KiB in flight on one stream do not wait for credit), and for
   the connection's queued output to fall under ``HIGH_WATER``; a write whose window stays
   shut for ``STALL_TIMEOUT`` (a peer that stopped reading) resets the stream, so a stalled
   reader cannot hold a writer (an RPC handler) forever.
@@ -64,6 +65,7 @@ PROTOCOL_ID = "/yamux/1.0.0"
 ACCEPT_BACKLOG = 256  # inbound streams waiting for the swarm to accept them
 HIGH_WATER = 1 << 20  # queued output (bytes) above which writers wait
 CLOSE_TIMEOUT = 1.0  # how long a closing connection tries to send its GO_AWAY
+RECEIVE_WINDOW = 1 << 20  # per stream; announced with SYN/ACK (the spec's initial is 256 KiB)
 STALL_TIMEOUT = 10.0  # a write waiting this long for the peer's window resets the stream
 
 
@@ -226,7 +228,7 @@ class YamuxConnection(IMuxedConn):
         self.secured_conn = secured_conn
         self.peer_id = peer_id
         self._initiator = secured_conn.is_initiator if is_initiator is None else is_initiator
-        self.session = YamuxSession(is_initiator=self._initiator)
+        self.session = YamuxSession(is_initiator=self._initiator, window=RECEIVE_WINDOW)
         frames = NoiseFrames.attach(secured_conn)  # None: use the session's read and write
         self._read: Callable[[], Awaitable[bytes]] = \
             frames.read if frames is not None else secured_conn.read
