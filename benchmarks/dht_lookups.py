@@ -34,17 +34,20 @@ ISSUE_IDEAL = {"1000": (2.03, 3), "10000": (2.63, 3), "100000": (3.08, 4)}
 
 
 def _progress(label: str) -> Any:
+    """Each stage (join, settle, refresh, lookups...) reports 0..1; the estimate is per stage."""
     t0 = time.monotonic()
     last = [0.0]
+    stage_t0: dict[str, float] = {}
 
     def report(frac: float, stage: str) -> None:
         now = time.monotonic()
+        start = stage_t0.setdefault(stage, now)
         if now - last[0] >= 15 or frac >= 1.0:
             last[0] = now
-            el = now - t0
+            el = now - start
             eta = f"~{el / frac * (1 - frac):.0f}s" if frac > 0.01 else "?"
             print(
-                f"[{label}] {stage} {frac:4.0%}  {el:5.0f}s elapsed, {eta} left (run)",
+                f"[{label}] {stage} {frac:4.0%}  {now - t0:5.0f}s elapsed, {eta} left (stage)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -74,6 +77,7 @@ def rounds_section(n: int, seed: int, lookups: int, churn_lookups: int) -> dict[
     sc.lookups(lookups, tag="lookup")
     out["protocol"] = sc.summary("lookup")
     out["bootstrap"] = sc.summary("bootstrap")
+    out["super_load"] = sc.super_load()  # join, refresh and lookup phases
     sc.publish(max(20, lookups // 5), tag="publish")
     out["publish"] = sc.summary("publish")
     out["latency_samples"] = sorted(r.duration for r in sc.sim.metrics.by_tag("lookup") if r.ok)
@@ -290,9 +294,11 @@ def main() -> int:
         "latency": "one-way U(20, 120) ms per link (fixed per link, from the seed)",
         "cpu": "10 ms per inbound request (modelled crypto/validation), responder side",
         "kademlia": {"k": 20, "alpha": 3, "beta": 3, "request_timeout_s": 10},
-        "tables": "protocol: 4 super nodes; peers join at 50/s, each bootstraps through the "
-        "supers (own-id lookup + refresh of every bucket); then every node refreshes "
-        "all buckets once. ideal: each bucket k random members of its subtree.",
+        "tables": "protocol: 4 super nodes; peers join at 50/s, each bootstraps as the real "
+        "node does (own-id lookup starting from one super picked at random, the others "
+        "fallbacks, then through the peers it names; then a refresh of every bucket); then "
+        "every node refreshes all buckets once. ideal: each bucket k random members of its "
+        "subtree.",
         "lookup": "find_closest(id of a random live honest node) from a random live honest "
         "node; success = target among the returned k",
         "dead_peer_delay_s": 5.0,
@@ -340,6 +346,22 @@ def main() -> int:
                 }
             )
     _common.print_table(rows, "DHT lookups (virtual time)")
+    lrows = []
+    for s, r in sorted(figures.get("rounds", {}).items(), key=lambda kv: int(kv[0])):
+        for phase, f in (r.get("super_load") or {}).get("phases", {}).items():
+            lrows.append(
+                {
+                    "nodes": s,
+                    "phase": phase,
+                    "req_per_super": f["requests_per_node"],
+                    "rate_mean": f["rate_mean"],
+                    "rate_peak": f["rate_peak"],
+                    "backlog_max_s": f["backlog_max"],
+                    "wait_max_s": f["wait_max"],
+                    "timeouts": f["timeouts"],
+                }
+            )
+    _common.print_table(lrows, "super nodes' load (4 supers, 10 ms CPU per request)")
     arows = []
     for s, adv in figures.get("adversarial", {}).items():
         for f, figs in adv.items():

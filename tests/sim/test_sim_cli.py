@@ -25,6 +25,7 @@ def _run(argv: list[str]) -> int:
         (["nosuch"], "unknown scenario"),
         (["lookup", "--nodes", "1"], "--nodes"),
         (["lookup", "--nodes", "10", "--supers", "10"], "--supers"),
+        (["lookup", "--supers", "2", "--bootstrap-contacts", "3"], "--bootstrap-contacts"),
         (["lookup", "--latency", "pareto:3"], "--latency"),
         (["lookup", "--topology", "/no/such/file.graphml"], "topology file not found"),
         (["lookup", "--topology", "regular:5:3"], "topology"),
@@ -57,6 +58,11 @@ def test_run_writes_results_and_plots(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["figures"]["lookup"]["success"] == 1.0
     assert summary["params"]["nodes"] == 40
+    load = summary["figures"]["super_load"]  # the super nodes' load, per phase
+    assert list(load["phases"]) == ["join", "refresh", "lookup"]
+    assert load["watched"] == 4 and load["phases"]["join"]["requests"] > 0
+    assert load["all"]["timeouts"] == 0 and load["all"]["backlog_max"] < 1.0
+    assert summary["series"]["super_backlog_s"]
     assert (out / "lookups.csv").read_text().count(",lookup,") == 15
     assert (out / "latency_cdf.png").stat().st_size > 1000
 

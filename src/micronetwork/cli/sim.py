@@ -50,6 +50,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="processes for a sweep")
     p.add_argument("--lookups", type=int, default=500)
     p.add_argument("--supers", type=int, default=4)
+    p.add_argument("--bootstrap-contacts", type=int, default=1,
+                   help="super nodes a joining peer asks at first (the rest are fallbacks)")
     p.add_argument("--latency", default="uniform:20:120",
                    help="constant:MS | uniform:LO:HI | lognormal:MEDIAN:SIGMA (ms)")
     p.add_argument("--topology", default=None,
@@ -108,7 +110,8 @@ def _params(args: argparse.Namespace, nodes: int, seed: int) -> Any:
     from ..sim.scenarios import RunParams
 
     return RunParams(
-        nodes=nodes, seed=seed, supers=args.supers, lookups=args.lookups, latency=args.latency,
+        nodes=nodes, seed=seed, supers=args.supers, bootstrap_contacts=args.bootstrap_contacts,
+        lookups=args.lookups, latency=args.latency,
         loss=args.loss, verify_cost=args.verify_cost, crypto=args.crypto,
         disjoint=tuple(args.disjoint), churn=args.churn, stale=args.stale,
         duration=args.duration, attackers=args.attackers, budget_bits=args.budget_bits,
@@ -149,6 +152,15 @@ def _print_gossip(tag: str, f: dict[str, Any]) -> None:
     print(line)
 
 
+def _print_load(load: dict[str, Any]) -> None:
+    """One line per phase: what the busiest super node served and how long requests queued."""
+    for phase, f in load["phases"].items():
+        print(f"  {'supers ' + phase:>18}: {f['requests_per_node']:.0f} requests each, "
+              f"{f['rate_mean']:.1f}/s mean, peak {f['rate_peak']:.1f}/s "
+              f"(load {f['load_peak']:.0%}), backlog max {f['backlog_max']:.2f} s, "
+              f"queue wait max {f['wait_max']:.2f} s, timeouts {f['timeouts']}")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..sim.scenarios import SCENARIOS, ScenarioError
 
@@ -187,7 +199,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.scenario} nodes={r['nodes']} seed={r['seed']} "
               f"({r['wall_seconds']:.1f} s, {r['events']} events) -> {r['out']}")
         for tag, fig in r["figures"].items():
-            if isinstance(fig, dict) and "success" in fig:
+            if tag == "super_load":
+                _print_load(fig)
+            elif isinstance(fig, dict) and "success" in fig:
                 print(f"  {tag:>18}: success {fig['success']:.4f}  rounds {fig['rounds_mean']:.2f}"
                       f" (p95 {fig['rounds_p95']:.0f})  latency p50 {fig['latency_p50']:.3f} s"
                       f"  p99 {fig['latency_p99']:.3f} s")

@@ -24,6 +24,7 @@ class KademliaConfig:
     k: int = 20  # bucket size and replication
     alpha: int = 3  # parallel requests per lookup (per path)
     bootstrap_alpha: int = 10  # a joining node meets its k closest this many at a time
+    bootstrap_contacts: int = 1  # bootstrap peers a join asks at first (the rest: fallbacks)
     beta: int = 3  # a lookup ends when the beta closest peers have answered
     disjoint_paths: int = 1  # d > 1: S/Kademlia disjoint lookups
     request_timeout: float = 10.0
@@ -50,7 +51,10 @@ class KademliaConfig:
             raise ConfigError(f"kademlia mode must be 'server' or 'client', not {self.mode!r}")
         if not self.protocol_id.startswith("/"):
             raise ConfigError(f"protocol id must start with '/': {self.protocol_id!r}")
-        positive = ("k", "alpha", "bootstrap_alpha", "beta", "disjoint_paths", "max_failures")
+        positive = (
+            "k", "alpha", "bootstrap_alpha", "bootstrap_contacts", "beta", "disjoint_paths",
+            "max_failures",
+        )
         for name in (*positive, "get_quorum"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"kademlia {name} must be at least 1")

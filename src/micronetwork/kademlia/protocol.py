@@ -273,13 +273,25 @@ class KademliaCore:
         self._bootstrap_peers[peer] = addrs
 
     def bootstrap(self, now: float) -> int:
-        """Admit the bootstrap peers, look up our own id, then refresh every bucket."""
+        """Look up our own id, meeting the k closest, then refresh every bucket.
+
+        The lookup starts from what the table holds plus ``bootstrap_contacts`` bootstrap
+        peers picked at random; the others are fallbacks, asked one at a time only while no
+        peer has answered. A bootstrap peer enters the table when it answers, like any other.
+        So a join costs the bootstrap nodes one request, not one per bootstrap node: the rest
+        of the join goes through the peers the first answer named (as go-libp2p and
+        rust-libp2p clients do), and many nodes can join through a few bootstrap nodes.
+        """
         self._last_bootstrap = now
-        for peer, addrs in self._bootstrap_peers.items():
-            self._admit(peer, addrs, now)
-        qid = self._start(QueryKind.BOOTSTRAP, bytes(self.local_id), now, run=False)
-        self._queries[qid].refresh_after = True
-        self._advance(self._queries[qid], now)
+        order = list(self._bootstrap_peers.items())
+        self.rng.shuffle(order)
+        first = self.config.bootstrap_contacts
+        seeds = [(peer, peer_key(peer), addrs) for peer, addrs in order[:first]]
+        qid = self._start(QueryKind.BOOTSTRAP, bytes(self.local_id), now, run=False, seeds=seeds)
+        q = self._queries[qid]
+        q.refresh_after = True
+        q.fallback = order[first:]
+        self._advance(q, now)
         return qid
 
     def refresh(self, now: float, force: bool = False) -> list[int]:
@@ -326,20 +338,32 @@ class KademliaCore:
         )
 
     def _start(
-        self, kind: QueryKind, key: bytes, now: float, want: int = 0, run: bool = True
+        self,
+        kind: QueryKind,
+        key: bytes,
+        now: float,
+        want: int = 0,
+        run: bool = True,
+        seeds: Iterable[tuple[PeerId, int, tuple[bytes, ...]]] = (),
     ) -> int:
         target = kad_key(key)
         self._refreshed[self.table.cpl_of(target)] = now
         initial = [(e.peer_id, e.key, e.addrs) for e in self.table.closest(target, self.config.k)]
+        initial.extend(seeds)
         qid = self._new_id()
-        beta = self.config.k if kind in _ALL_K else None
-        alpha = self.config.bootstrap_alpha if kind is QueryKind.BOOTSTRAP else None
-        q = Query(qid, kind, key, target, self._iter(target, initial, beta, alpha), now, want)
+        q = Query(qid, kind, key, target, self._iter_for(kind, target, initial), now, want)
         self._queries[qid] = q
         self.counters[f"queries_{kind.value}"] += 1
         if run:
             self._advance(q, now)
         return qid
+
+    def _iter_for(
+        self, kind: QueryKind, target: int, initial: list[tuple[PeerId, int, tuple[bytes, ...]]]
+    ) -> ClosestPeersIter | DisjointPathsIter:
+        beta = self.config.k if kind in _ALL_K else None
+        alpha = self.config.bootstrap_alpha if kind is QueryKind.BOOTSTRAP else None
+        return self._iter(target, initial, beta, alpha)
 
     def _advance(self, q: Query, now: float) -> None:
         if q.id not in self._queries:
@@ -352,6 +376,10 @@ class KademliaCore:
             self._finish(q, now)
             return
         it = q.iter
+        if it.finished and q.fallback and not it.successes:
+            # Nobody answered the bootstrap lookup yet: start over from the next bootstrap peer.
+            peer, addrs = q.fallback.pop(0)
+            it = q.iter = self._iter_for(q.kind, q.target, [(peer, peer_key(peer), addrs)])
         if it.finished:
             self._lookup_done(q, now)
             return
@@ -452,7 +480,7 @@ class KademliaCore:
         stats = q.stats(now)
         self.counters["queries_finished"] += 1
         self._out.append(Emit(QueryFinished(q.id, kind, result, stats, error)))
-        if q.refresh_after:
+        if q.refresh_after and len(self.table):
             self.refresh(now, force=True)
 
     # == internals: requests ===================================================================

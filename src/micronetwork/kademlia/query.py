@@ -35,6 +35,7 @@ class Query:
         "store_pending",
         "stored",
         "refresh_after",
+        "fallback",
     )
 
     def __init__(
@@ -62,6 +63,8 @@ class Query:
         self.store_pending: set[int] = set()
         self.stored = 0
         self.refresh_after = False  # BOOTSTRAP: refresh the buckets when done
+        # BOOTSTRAP: bootstrap peers not asked yet, tried in turn while nobody has answered
+        self.fallback: list[tuple[PeerId, tuple[bytes, ...]]] = []
 
     def satisfied(self) -> bool:
         """True when the query has what it came for before its lookup ended."""

@@ -232,6 +232,11 @@ class Simulator:
         while self._tracked and self.now < end:
             self.loop.run_until(min(end, self.now + 1.0))
 
+    @property
+    def running_queries(self) -> int:
+        """Queries started through :meth:`query` that have not finished yet."""
+        return len(self._tracked)
+
     def finish_tracked(self, reason: str = "unfinished") -> None:
         """Record every query still running as failed (the scenario stops waiting)."""
         for (idx, _qid), (tag, _) in list(self._tracked.items()):
@@ -351,9 +356,13 @@ class Simulator:
         self._next_token = token + 1
         self._tokens[token] = (src, cmd.request_id, cmd.expect_response)
         cost = self.crypto.verify_cost * dst.slow
+        dst.served += 1
         if cost:
             start = dst.cpu_free if dst.cpu_free > now else now
+            if start - now > dst.wait_max:
+                dst.wait_max = start - now
             dst.cpu_free = start + cost
+            dst.busy += cost
             self._reply_delay = dst.cpu_free - now
         msg = cmd.message
         if self.crypto.mode == "execute":

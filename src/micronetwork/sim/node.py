@@ -108,7 +108,8 @@ class SimNode:
 
     __slots__ = (
         "idx", "peer_id", "key", "addrs", "core", "alive", "server", "role", "behaviour",
-        "slow", "timer_at", "cpu_free", "up_free", "joined", "left",
+        "slow", "timer_at", "cpu_free", "up_free", "joined", "left", "served", "busy",
+        "wait_max",
     )
 
     def __init__(
@@ -130,6 +131,9 @@ class SimNode:
         self.up_free = 0.0
         self.joined = now
         self.left = INF
+        self.served = 0  # inbound requests handled
+        self.busy = 0.0  # CPU seconds spent on them
+        self.wait_max = 0.0  # longest wait for the CPU since the last look (load.LoadMonitor)
 
     def __repr__(self) -> str:
         state = "up" if self.alive else "down"

@@ -13,11 +13,16 @@ every experiment repeats::
     sc.export("results/run1")                # JSON + CSV (+ plots with plots.plot_run)
 
 Tables are built by the protocol: peers join one after another (``join_rate`` per second),
-each bootstrapping through the super nodes (its own-id lookup, then a refresh of every
-bucket), and :meth:`refresh_all` runs one more refresh round so that the early joiners also
-learn about the late ones. :meth:`ideal_tables` instead fills every table from the global
-view (each bucket holds ``k`` random members of its subtree): the baseline the protocol-built
-tables are compared with.
+each bootstrapping as a real node does (``KademliaCore.bootstrap``: its own-id lookup starts
+from one of the super nodes picked at random, the others being fallbacks, and goes on through
+the peers that super named; then a refresh of every bucket), and :meth:`refresh_all` runs one
+more refresh round so that the early joiners also learn about the late ones.
+:meth:`ideal_tables` instead fills every table from the global view (each bucket holds ``k``
+random members of its subtree): the baseline the protocol-built tables are compared with.
+
+A :class:`~.load.LoadMonitor` watches the super nodes throughout (:meth:`super_load`), and
+every stage reports its progress from 0 to 1 (join, settle, refresh, lookups), so that long
+runs show an estimate of the time left.
 
 A lookup succeeds when the target (a live node) is among the ``k`` peers the lookup returns.
 """
@@ -32,6 +37,7 @@ from typing import Any
 from ..kademlia import KademliaConfig, QueryFinished
 from .churn import Churn
 from .crypto import CryptoModel
+from .load import LoadMonitor
 from .models import NetworkModel, Uniform
 from .network import Simulator
 from .node import SimNode
@@ -39,6 +45,7 @@ from .node import SimNode
 __all__ = ["Progress", "Scenario"]
 
 Progress = Callable[[float, str], None]
+REFRESH_PACE = 100.0  # nodes starting their refresh round per second, in refresh_all
 
 
 def _no_progress(frac: float, label: str) -> None:
@@ -71,6 +78,7 @@ class Scenario:
         self.sim = Simulator(seed, network=net, kad=kad, crypto=crypto,
                              record_messages=record_messages)
         self.supers: list[SimNode] = []
+        self.load = LoadMonitor(self.sim, self.supers)
         self.built_at = 0.0
 
     # == building ==============================================================================
@@ -90,6 +98,7 @@ class Scenario:
             for o in self.supers:
                 if o is not s:
                     s.core.add_bootstrap_peer(o.peer_id, o.addrs)
+        self.load.start("ideal tables" if ideal else "join")
         if ideal:
             for _ in range(self.n - self.n_supers):
                 self._add_peer(add)
@@ -105,23 +114,54 @@ class Scenario:
             node = self._add_peer(add)
             sim.start_bootstrap(node)
             sim.run_for(step)
-            if i % 256 == 0:
-                self.progress(0.8 * i / total, "join")
-        sim.settle(limit=120.0)
+            if i % 64 == 0:
+                self.progress(i / total, "join")
+        self.progress(1.0, "join")
+        self._settle("join: settle", 120.0)
         sim.finish_tracked("bootstrap did not finish")
         self.built_at = self.now
+
+    def _settle(self, label: str, limit: float) -> None:
+        """Run until the tracked queries are done (at most ``limit`` s), showing how many are."""
+        sim = self.sim
+        first = sim.running_queries
+        end = self.now + limit
+        while sim.running_queries and self.now < end:
+            sim.run_until(min(end, self.now + 1.0))
+            self.progress(1.0 - sim.running_queries / first, label)
+
+    def _run_stage(self, label: str, seconds: float, step: float = 1.0) -> None:
+        """Run ``seconds`` of virtual time, reporting the fraction done every ``step``."""
+        sim = self.sim
+        t0 = self.now
+        end = t0 + seconds
+        while self.now < end:
+            sim.run_until(min(end, self.now + step))
+            self.progress((self.now - t0) / seconds if seconds else 1.0, label)
 
     def _add_peer(self, add: Callable[[Scenario, int], SimNode] | None) -> SimNode:
         if add is not None:
             return add(self, len(self.sim.nodes))
         return self.sim.add_node(bootstrap=self.supers)
 
-    def refresh_all(self, window: float = 60.0, settle: float = 60.0) -> None:
-        """Every live node refreshes all its buckets once, at a random time in ``window``."""
+    def refresh_all(self, window: float | None = None, settle: float = 60.0) -> None:
+        """Every live node refreshes all its buckets once, at a random time in ``window``.
+
+        The default window holds the pace at ``REFRESH_PACE`` nodes a second (at least 60 s,
+        at most ``refresh_interval``, the period at which real nodes refresh on their own
+        timers): the oldest nodes (the supers first) sit in nearly every table, so 10,000
+        nodes refreshing within 60 s asked each super ~100 times a second, its whole CPU.
+        """
         sim = self.sim
+        if window is None:
+            pace = len(sim.alive) / REFRESH_PACE
+            window = min(max(60.0, pace), max(60.0, sim.kad.refresh_interval))
+        self.load.phase("refresh")
         for node in list(sim.alive):
             sim.loop.call_at(self.now + sim.rng.random() * window, self._refresh, node)
-        sim.run_for(window + settle)
+        # Two stages: the refreshes start during the window (the work), then finish.
+        self._run_stage("refresh", window)
+        self._run_stage("refresh: settle", settle, step=5.0)
 
     def _refresh(self, node: SimNode) -> None:
         if node.alive:
@@ -153,7 +193,8 @@ class Scenario:
                 if mine_hi - mine <= 1:
                     break
             if i % 1024 == 0:
-                self.progress(0.8 * i / len(nodes), "ideal tables")
+                self.progress(i / len(nodes), "ideal tables")
+        self.progress(1.0, "ideal tables")
 
     # == faults ================================================================================
 
@@ -191,14 +232,12 @@ class Scenario:
     ) -> None:
         """``count`` find_closest lookups of random live peers' ids from random live peers."""
         sim = self.sim
+        self.load.phase(tag)
         t0 = self.now
         for i in range(count):
             sim.loop.call_at(t0 + i * spacing, self._one_lookup, tag, sources, targets)
-        end = t0 + count * spacing
-        while self.now < end:
-            sim.run_until(min(end, self.now + 10.0))
-            self.progress(min(1.0, (self.now - t0) / (end - t0)), tag)
-        sim.settle(limit=settle)
+        self._run_stage(tag, count * spacing, step=min(10.0, max(1.0, count * spacing / 20)))
+        self._settle(f"{tag}: settle", settle)
         sim.finish_tracked("lookup did not finish")
 
     def _pick(self, pool: list[SimNode] | None, exclude: SimNode | None) -> SimNode:
@@ -224,12 +263,13 @@ class Scenario:
     def publish(self, count: int, *, tag: str = "publish", spacing: float = 0.2) -> None:
         """``count`` provide() calls of random keys; durations are publication times."""
         sim = self.sim
+        self.load.phase(tag)
         t0 = self.now
         for i in range(count):
             key = b"/mn/provider-" + sim.rng.randbytes(8).hex().encode()
             sim.loop.call_at(t0 + i * spacing, self._provide, key, tag)
-        sim.run_for(count * spacing)
-        sim.settle(limit=120.0)
+        self._run_stage(tag, count * spacing)
+        self._settle(f"{tag}: settle", 120.0)
         sim.finish_tracked("publication did not finish")
 
     def _provide(self, key: bytes, tag: str) -> None:
@@ -243,6 +283,10 @@ class Scenario:
 
     def run_for(self, seconds: float) -> None:
         self.sim.run_for(seconds)
+
+    def super_load(self) -> dict[str, Any]:
+        """Requests, CPU utilisation, backlog and queue wait of the super nodes, per phase."""
+        return self.load.figures()
 
     def summary(self, tag: str | None = "lookup") -> dict[str, Any]:
         return self.sim.metrics.summary(tag)
@@ -258,7 +302,8 @@ class Scenario:
             "crypto": sim.crypto.describe(),
             "kademlia": {"k": kad.k, "alpha": kad.alpha, "beta": kad.beta,
                          "disjoint_paths": kad.disjoint_paths,
-                         "request_timeout": kad.request_timeout},
+                         "request_timeout": kad.request_timeout,
+                         "bootstrap_contacts": kad.bootstrap_contacts},
             "join_rate": self.join_rate,
         }
 

@@ -64,6 +64,7 @@ class RunParams:
     id_puzzle: tuple[int, ...] = (0,)
     targets: int = 10
     join_rate: float = 50.0
+    bootstrap_contacts: int = 1  # super nodes a join asks at first (KademliaConfig)
     topology: Any = None  # a Topology (latency from a networkx graph) or None
     # gossip scenarios
     degree: int = 20  # connections per node (random regular graph)
@@ -82,6 +83,8 @@ class RunParams:
             raise ScenarioError(f"--nodes must be between 2 and 2,000,000 (got {self.nodes})")
         if not 1 <= self.supers < self.nodes:
             raise ScenarioError(f"--supers must be between 1 and nodes-1 (got {self.supers})")
+        if not 1 <= self.bootstrap_contacts <= self.supers:
+            raise ScenarioError("--bootstrap-contacts must be between 1 and --supers")
         if self.lookups < 1:
             raise ScenarioError("--lookups must be at least 1")
         if not 0 <= self.attackers < 1 or not 0 <= self.stale < 1 or not 0 <= self.loss < 1:
@@ -113,7 +116,8 @@ class RunParams:
 
     def scenario(self, progress: Progress | None, puzzle: int = 0) -> Scenario:
         net = NetworkModel(latency=self.latency_model(), loss=self.loss)
-        kad = KademliaConfig(k=self.k, alpha=self.alpha)
+        kad = KademliaConfig(k=self.k, alpha=self.alpha,
+                             bootstrap_contacts=self.bootstrap_contacts)
         crypto = CryptoModel(mode=self.crypto, verify_cost=self.verify_cost, id_puzzle=puzzle)
         return Scenario(self.nodes, self.seed, supers=self.supers, network=net, kad=kad,
                         crypto=crypto, join_rate=self.join_rate, progress=progress)
@@ -301,4 +305,7 @@ def run_scenario(
     if fn is None:
         raise ScenarioError(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}")
     params.check()
-    return fn(params, progress)
+    sc, figures = fn(params, progress)
+    if isinstance(sc, Scenario) and "super_load" not in figures:
+        figures["super_load"] = sc.super_load()
+    return sc, figures
