@@ -18,7 +18,7 @@ LOCAL = PeerId(b"\x00\x24" + b"\xaa" * 36)
 class RoutingTableMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.table = RoutingTable(LOCAL, k=K)
+        self.table = RoutingTable(LOCAL, k=K, spread_bits=0)  # the plain rule (spread: below)
         self.model: set[PeerId] = set()  # who must be in the table
         self.pings: dict[PeerId, PeerId] = {}  # pinged -> candidate that asked
         self.now = 0.0

@@ -52,6 +52,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--supers", type=int, default=4)
     p.add_argument("--bootstrap-contacts", type=int, default=1,
                    help="super nodes a joining peer asks at first (the rest are fallbacks)")
+    p.add_argument("--bucket-spread-bits", type=int, default=4,
+                   help="a full k-bucket keeps k>>B peers in each of 2**B parts (0: off)")
     p.add_argument("--latency", default="uniform:20:120",
                    help="constant:MS | uniform:LO:HI | lognormal:MEDIAN:SIGMA (ms)")
     p.add_argument("--topology", default=None,
@@ -111,6 +113,7 @@ def _params(args: argparse.Namespace, nodes: int, seed: int) -> Any:
 
     return RunParams(
         nodes=nodes, seed=seed, supers=args.supers, bootstrap_contacts=args.bootstrap_contacts,
+        spread_bits=args.bucket_spread_bits,
         lookups=args.lookups, latency=args.latency,
         loss=args.loss, verify_cost=args.verify_cost, crypto=args.crypto,
         disjoint=tuple(args.disjoint), churn=args.churn, stale=args.stale,

@@ -26,6 +26,7 @@ class KademliaConfig:
     bootstrap_alpha: int = 10  # a joining node meets its k closest this many at a time
     bootstrap_contacts: int = 1  # bootstrap peers a join asks at first (the rest: fallbacks)
     beta: int = 3  # a lookup ends when the beta closest peers have answered
+    bucket_spread_bits: int = 4  # a full bucket keeps k >> bits peers in each of 2**bits parts
     disjoint_paths: int = 1  # d > 1: S/Kademlia disjoint lookups
     request_timeout: float = 10.0
     max_failures: int = 2  # failed requests in a row before a peer leaves the table
@@ -58,6 +59,8 @@ class KademliaConfig:
         for name in (*positive, "get_quorum"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"kademlia {name} must be at least 1")
+        if not 0 <= self.bucket_spread_bits <= 8:
+            raise ConfigError("kademlia bucket_spread_bits must be between 0 and 8")
         for name in ("request_timeout", "refresh_interval", "maintenance_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"kademlia {name} must be positive")

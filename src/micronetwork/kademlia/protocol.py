@@ -84,7 +84,7 @@ class KademliaCore:
         self.local_id = local_id
         self.local_addrs = local_addrs
         self.rng = rng or random.Random(0)
-        self.table = RoutingTable(local_id, cfg.k, local_key)
+        self.table = RoutingTable(local_id, cfg.k, local_key, cfg.bucket_spread_bits)
         self.records = RecordStore(
             validators if validators is not None else default_validators(cfg.max_value_size),
             cfg.record_ttl,
@@ -542,6 +542,10 @@ class KademliaCore:
             self._out.append(Emit(PeerAdded(peer, addrs)))
         elif outcome is Outcome.PENDING and to_ping is not None:
             self._ping(to_ping.peer_id, to_ping.addrs, _EVICT_PING, now)
+        elif outcome is Outcome.REPLACED and to_ping is not None:
+            self.counters["spread_replacements"] += 1
+            self._out.append(Emit(PeerRemoved(to_ping.peer_id, "replaced to spread its bucket")))
+            self._out.append(Emit(PeerAdded(peer, addrs)))
 
     def _is_banned(self, peer: PeerId, now: float) -> bool:
         until = self._banned.get(peer)

@@ -8,6 +8,18 @@ the table answers ``PENDING`` with the least recently seen entry, which the call
 (dead). Only one ping per bucket is in flight; newer candidates replace the waiting one. This
 is Kademlia's preference for long-lived peers, which is what makes tables hard to flood.
 
+Spread within a bucket (``spread_bits``, default 4, at most log2(k)). A bucket's subtree splits
+into ``2**spread_bits`` parts by the next bits of the distance; a full bucket keeps at least
+``k >> spread_bits`` entries per part (k = 20: one in each of 16 parts) when peers of that part
+come along. A newcomer whose part
+holds fewer than that quota takes the slot of the least recently seen entry of the most crowded
+part, if that part is above quota (``REPLACED``); otherwise the usual ping rule applies. Why:
+tables filled by lookups hold the peers met near a few keys, crowded into one corner of each
+far bucket; a spread bucket's best entry shares more bits with any target, so lookups take
+fewer rounds (docs/simulator.md, "Spread within a bucket"). Old peers still keep their place:
+only entries above their part's quota can be replaced, so a flood of newcomers can at most even
+out a bucket, never empty a part. The idea is the Kademlia paper's sub-buckets (section 4.2).
+
 ``closest(target, n)`` does not sort the whole table: entries of the bucket that shares the
 target's prefix are nearest, then all deeper buckets together, then shallower buckets one by one
 (each strictly farther than the last), so only the groups needed for ``n`` results are sorted.
@@ -28,6 +40,7 @@ class Outcome(Enum):
     INSERTED = "inserted"
     UPDATED = "updated"
     PENDING = "pending"  # bucket full: ping the returned entry, then resolve_ping()
+    REPLACED = "replaced"  # bucket full: the newcomer took the returned entry's slot (spread)
     FULL = "full"  # bucket full and a ping is already pending; the newcomer waits as candidate
     SELF = "self"
 
@@ -49,12 +62,22 @@ class Entry:
 
 
 class RoutingTable:
-    def __init__(self, local_id: PeerId, k: int = 20, local_key: int | None = None) -> None:
+    def __init__(
+        self,
+        local_id: PeerId,
+        k: int = 20,
+        local_key: int | None = None,
+        spread_bits: int = 4,
+    ) -> None:
         if k < 1:
             raise ValueError("k must be at least 1")
+        if not 0 <= spread_bits <= 8:
+            raise ValueError("spread_bits must be between 0 and 8")
         self.local_id = local_id
         self.local_key = kad_key(local_id) if local_key is None else local_key
         self.k = k
+        self.spread_bits = min(spread_bits, k.bit_length() - 1)  # at least 1 entry per part
+        self._quota = k >> self.spread_bits if self.spread_bits else 0  # 0: spread off
         self._buckets: dict[int, list[Entry]] = {}
         self._where: dict[PeerId, int] = {}
         # cpl -> (candidate waiting for the slot, entry being pinged)
@@ -151,12 +174,47 @@ class RoutingTable:
             self._where[peer] = cpl
             return Outcome.INSERTED, None
         pending = self._pending.get(cpl)
+        if self._quota:
+            victim = self._crowded(bucket, cpl, key, pending[1] if pending else None)
+            if victim is not None:
+                bucket.remove(victim)
+                del self._where[victim.peer_id]
+                bucket.append(entry)
+                self._where[peer] = cpl
+                return Outcome.REPLACED, victim
         if pending is not None:
             self._pending[cpl] = (entry, pending[1])
             return Outcome.FULL, None
         oldest = bucket[0]
         self._pending[cpl] = (entry, oldest)
         return Outcome.PENDING, oldest
+
+    def part_of(self, key: int, cpl: int) -> int:
+        """Which of the ``2**spread_bits`` parts of bucket ``cpl`` the ``key`` falls in."""
+        shift = KEY_BITS - cpl - 1 - self.spread_bits
+        if shift < 0:
+            return 0
+        return ((key ^ self.local_key) >> shift) & ((1 << self.spread_bits) - 1)
+
+    def _crowded(
+        self, bucket: list[Entry], cpl: int, key: int, pinged: Entry | None
+    ) -> Entry | None:
+        """The entry a newcomer with ``key`` replaces to spread bucket ``cpl``, or None."""
+        shift = KEY_BITS - cpl - 1 - self.spread_bits
+        if shift < 0:
+            return None
+        local, mask = self.local_key, (1 << self.spread_bits) - 1
+        part = ((key ^ local) >> shift) & mask
+        parts = [((e.key ^ local) >> shift) & mask for e in bucket]
+        if parts.count(part) >= self._quota:
+            return None
+        # The bucket is full (k >= quota * parts) and this part is short, so the most crowded
+        # part is above quota (pigeonhole).
+        most = max(range(mask + 1), key=parts.count)
+        for e, p in zip(bucket, parts, strict=True):  # least recently seen first
+            if p == most and e is not pinged:
+                return e
+        return None  # pragma: no cover - a part above quota has more than the pinged entry
 
     def resolve_ping(self, peer: PeerId, alive: bool, now: float) -> PeerId | None:
         """Settle a ping asked for by ``update``; returns the peer that was admitted, if any."""

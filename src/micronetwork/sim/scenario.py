@@ -303,7 +303,8 @@ class Scenario:
             "kademlia": {"k": kad.k, "alpha": kad.alpha, "beta": kad.beta,
                          "disjoint_paths": kad.disjoint_paths,
                          "request_timeout": kad.request_timeout,
-                         "bootstrap_contacts": kad.bootstrap_contacts},
+                         "bootstrap_contacts": kad.bootstrap_contacts,
+                         "bucket_spread_bits": kad.bucket_spread_bits},
             "join_rate": self.join_rate,
         }
 

@@ -65,6 +65,7 @@ class RunParams:
     targets: int = 10
     join_rate: float = 50.0
     bootstrap_contacts: int = 1  # super nodes a join asks at first (KademliaConfig)
+    spread_bits: int = 4  # KademliaConfig.bucket_spread_bits (0: plain least-recently-seen)
     topology: Any = None  # a Topology (latency from a networkx graph) or None
     # gossip scenarios
     degree: int = 20  # connections per node (random regular graph)
@@ -85,6 +86,8 @@ class RunParams:
             raise ScenarioError(f"--supers must be between 1 and nodes-1 (got {self.supers})")
         if not 1 <= self.bootstrap_contacts <= self.supers:
             raise ScenarioError("--bootstrap-contacts must be between 1 and --supers")
+        if not 0 <= self.spread_bits <= 8:
+            raise ScenarioError("--bucket-spread-bits must be between 0 and 8")
         if self.lookups < 1:
             raise ScenarioError("--lookups must be at least 1")
         if not 0 <= self.attackers < 1 or not 0 <= self.stale < 1 or not 0 <= self.loss < 1:
@@ -117,7 +120,8 @@ class RunParams:
     def scenario(self, progress: Progress | None, puzzle: int = 0) -> Scenario:
         net = NetworkModel(latency=self.latency_model(), loss=self.loss)
         kad = KademliaConfig(k=self.k, alpha=self.alpha,
-                             bootstrap_contacts=self.bootstrap_contacts)
+                             bootstrap_contacts=self.bootstrap_contacts,
+                             bucket_spread_bits=self.spread_bits)
         crypto = CryptoModel(mode=self.crypto, verify_cost=self.verify_cost, id_puzzle=puzzle)
         return Scenario(self.nodes, self.seed, supers=self.supers, network=net, kad=kad,
                         crypto=crypto, join_rate=self.join_rate, progress=progress)
