@@ -12,6 +12,7 @@ but a Noise session over TCP, and the muxer then uses the session's own read and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -20,13 +21,71 @@ __all__ = ["MAX_PLAINTEXT", "NoiseFrames"]
 
 MAX_PLAINTEXT = 65535 - 16  # a Noise message is at most 64 KiB - 1, with a 16-byte tag
 RECV_SIZE = 256 * 1024
+_MAX_IOV = 512  # buffers in one sendmsg (Linux takes up to 1024)
+
+Crypt = Callable[[bytes | memoryview], bytes]
+
+
+class _CipherState:
+    """One direction of the ``noise`` library's session, called as its ``encrypt_with_ad`` /
+    ``decrypt_with_ad`` do (no associated data; the same key, nonce sequence and AEAD), but on
+    any bytes-like message: the library's ``encrypt`` / ``decrypt`` take only ``bytes``, so
+    every message would first be copied out of the buffer it sits in."""
+
+    __slots__ = ("_state", "_crypt", "_invalid", "_depleted")
+
+    def __init__(self, state: Any, decrypt: bool) -> None:
+        from cryptography.exceptions import InvalidTag
+        from noise.exceptions import NoiseInvalidMessage, NoiseMaxNonceError  # type: ignore[import-untyped]
+
+        self._state = state
+        self._crypt = state.cipher.decrypt if decrypt else state.cipher.encrypt
+        self._invalid = (InvalidTag, NoiseInvalidMessage) if decrypt else None
+        self._depleted = NoiseMaxNonceError
+
+    @classmethod
+    def of(cls, session: Any, decrypt: bool) -> Crypt:
+        """Direct calls for ``session`` (a ``noise`` NoiseConnection after its handshake);
+        its own method, with a copy into bytes, for anything else."""
+        try:
+            from noise.connection import NoiseConnection  # type: ignore[import-untyped]
+            from noise.state import CipherState  # type: ignore[import-untyped]
+
+            if isinstance(session, NoiseConnection) and session.handshake_finished:
+                proto = session.noise_protocol
+                state = proto.cipher_state_decrypt if decrypt else proto.cipher_state_encrypt
+                if type(state) is CipherState and state.has_key() and type(state.n) is int:
+                    return cls(state, decrypt)
+        except ImportError:  # pragma: no cover - py-libp2p's Noise uses this library
+            pass
+        method = session.decrypt if decrypt else session.encrypt
+
+        def crypt(data: bytes | memoryview) -> bytes:
+            return method(bytes(data))  # type: ignore[no-any-return]
+
+        return crypt
+
+    def __call__(self, data: bytes | memoryview) -> bytes:
+        state = self._state
+        n = state.n
+        if n >= 2**64 - 1:
+            raise self._depleted("Nonce has depleted!")
+        if self._invalid is None:
+            out: bytes = self._crypt(state.k, n, None, data)
+        else:
+            try:
+                out = self._crypt(state.k, n, None, data)
+            except self._invalid[0]:
+                raise self._invalid[1]("Failed authentication of message") from None
+        state.n = n + 1
+        return out
 
 
 class NoiseFrames:
     def __init__(self, sock: trio.SocketStream, state: Any, leftover: bytes = b"") -> None:
         self._sock = sock
-        self._encrypt = state.encrypt
-        self._decrypt = state.decrypt
+        self._encrypt = _CipherState.of(state, decrypt=False)
+        self._decrypt = _CipherState.of(state, decrypt=True)
         self._buf = bytearray()
         self._leftover = leftover  # plaintext py-libp2p's session had already read
 
@@ -49,45 +108,79 @@ class NoiseFrames:
     async def read(self) -> bytes:
         """The plaintext of every complete message that has arrived (at least one);
         b"" at the end of the connection."""
+        parts = await self.read_parts()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def read_parts(self) -> list[bytes]:
+        """As :meth:`read`, each message's plaintext apart (not joined: no copy); [] at the
+        end of the connection."""
         if self._leftover:
             out, self._leftover = self._leftover, b""
             await trio.lowlevel.checkpoint()
-            return out
+            return [out]
         buf = self._buf
         while True:
-            out = self._decrypt_ready(buf)
-            if out:
-                return out
             data = await self._sock.receive_some(RECV_SIZE)
             if not data:
                 if buf:
                     raise ConnectionError("the connection ended inside a Noise message")
-                return b""
-            buf += data
+                return []
+            parts = self._decrypt_ready(data)
+            if parts:
+                return parts
 
-    def _decrypt_ready(self, buf: bytearray) -> bytes:
-        pos, end = 0, len(buf)
+    def _decrypt_ready(self, data: bytes) -> list[bytes]:
+        """Decrypt every message completed by ``data``: the one begun in an earlier read
+        (completed in ``_buf`` with only the bytes it lacks), then those in ``data`` itself
+        (decrypted from views of it); an unfinished one is kept in ``_buf``."""
+        buf = self._buf
         parts = []
-        while end - pos >= 2:
-            n = (buf[pos] << 8) | buf[pos + 1]
-            if end - pos - 2 < n:
-                break
-            parts.append(self._decrypt(bytes(buf[pos + 2:pos + 2 + n])))
-            pos += 2 + n
-        if pos:
-            del buf[:pos]
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        pos, end = 0, len(data)
+        with memoryview(data) as view:
+            if buf:
+                if len(buf) < 2:  # even the length was split
+                    pos = min(2 - len(buf), end)
+                    buf += view[:pos]
+                if len(buf) >= 2:
+                    lack = min(2 + ((buf[0] << 8) | buf[1]) - len(buf), end - pos)
+                    buf += view[pos:pos + lack]
+                    pos += lack
+                    if len(buf) == 2 + ((buf[0] << 8) | buf[1]):
+                        with memoryview(buf) as whole:
+                            parts.append(self._decrypt(whole[2:]))
+                        buf.clear()
+            if not buf:
+                while end - pos >= 2:
+                    n = (data[pos] << 8) | data[pos + 1]
+                    if end - pos - 2 < n:
+                        break
+                    parts.append(self._decrypt(view[pos + 2:pos + 2 + n]))
+                    pos += 2 + n
+                if pos < end:
+                    buf += view[pos:]
+        return parts
 
-    async def write(self, data: bytes) -> None:
-        """``data`` as Noise messages of at most ``MAX_PLAINTEXT`` bytes, in one send."""
-        if len(data) <= MAX_PLAINTEXT:
-            ct = self._encrypt(data)
-            await self._sock.send_all(len(ct).to_bytes(2, "big") + ct)
-            return
-        out = bytearray()
-        view = memoryview(data)
-        for i in range(0, len(data), MAX_PLAINTEXT):
-            ct = self._encrypt(bytes(view[i:i + MAX_PLAINTEXT]))
-            out += len(ct).to_bytes(2, "big")
-            out += ct
-        await self._sock.send_all(bytes(out))
+    async def write(self, data: bytes | bytearray) -> None:
+        """``data`` as Noise messages of at most ``MAX_PLAINTEXT`` bytes, in one send
+        (each message encrypted from a view of ``data``; the lengths and ciphertexts handed
+        to the kernel as they are, with ``sendmsg``, not joined first)."""
+        out: list[bytes] = []
+        with memoryview(data) as view:
+            for i in range(0, len(data), MAX_PLAINTEXT):
+                ct = self._encrypt(view[i:i + MAX_PLAINTEXT])
+                out.append(len(ct).to_bytes(2, "big"))
+                out.append(ct)
+        sock = getattr(self._sock, "socket", None)
+        if len(out) <= _MAX_IOV and hasattr(sock, "sendmsg"):
+            assert sock is not None
+            total = sum(map(len, out))
+            try:
+                sent = await sock.sendmsg(out)
+            except OSError as exc:  # as SocketStream.send_all reports it
+                raise trio.BrokenResourceError from exc
+            if sent == total:
+                return
+            rest = memoryview(b"".join(out))[sent:]  # the kernel's buffer was full: the rest
+        else:
+            rest = memoryview(b"".join(out))
+        await self._sock.send_all(rest)

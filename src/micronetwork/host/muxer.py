@@ -69,6 +69,10 @@ RECEIVE_WINDOW = 1 << 20  # per stream; announced with SYN/ACK (the spec's initi
 STALL_TIMEOUT = 10.0  # a write waiting this long for the peer's window resets the stream
 
 
+def _as_bytes(data: bytes | memoryview) -> bytes:
+    return data if type(data) is bytes else bytes(data)
+
+
 class YamuxStream(IMuxedStream):
     """One yamux stream: ``read`` returns what has arrived (at most ``n`` bytes), ``close``
     half-closes (FIN), ``reset`` aborts both ways (RST)."""
@@ -78,7 +82,7 @@ class YamuxStream(IMuxedStream):
         self.conn = conn
         self.stream_id = stream_id
         self.is_initiator = is_initiator
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes | memoryview] = deque()  # views of decrypted messages
         self._buffered = 0
         self._eof = False  # the peer sent FIN
         self._reset = False  # RST either way, or the connection died
@@ -92,6 +96,37 @@ class YamuxStream(IMuxedStream):
         if n == 0:
             await trio.lowlevel.checkpoint()
             return b""
+        waited = await self._wait_readable()
+        data = self._take(n)
+        self._consumed(len(data))
+        if not waited:
+            await trio.lowlevel.checkpoint()
+        return data
+
+    async def read_chunks(self, n: int) -> list[bytes | memoryview]:
+        """As :meth:`read` (at most ``n`` bytes, ``n`` > 0), but the chunks as they arrived,
+        not joined into one, and views of the decrypted messages they came in (no copy at
+        all): whole chunks while they fit, at least one."""
+        waited = await self._wait_readable()
+        chunks = self._chunks
+        first = chunks[0]
+        if len(first) > n:
+            out, chunks[0] = [first[:n]], first[n:]
+            size = n
+        else:
+            out, size = [], 0
+            while chunks and size + len(chunks[0]) <= n:
+                part = chunks.popleft()
+                out.append(part)
+                size += len(part)
+        self._buffered -= size
+        self._consumed(size)
+        if not waited:
+            await trio.lowlevel.checkpoint()
+        return out
+
+    async def _wait_readable(self) -> bool:
+        """Until data has arrived (EOF / reset errors as :meth:`read`); whether it waited."""
         waited = False
         while not self._chunks:
             if self._reset:
@@ -101,23 +136,22 @@ class YamuxStream(IMuxedStream):
             self._readable = trio.Event()
             await self._readable.wait()
             waited = True
-        data = self._take(n)
+        return waited
+
+    def _consumed(self, n: int) -> None:
         conn = self.conn
-        conn.session.consumed(self.stream_id, len(data))
+        conn.session.consumed(self.stream_id, n)
         conn.kick()
-        if not waited:
-            await trio.lowlevel.checkpoint()
-        return data
 
     def _take(self, n: int | None) -> bytes:
         chunks = self._chunks
         if n is None or n < 0 or n >= self._buffered:
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            data = _as_bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
             chunks.clear()
         else:
             first = chunks[0]
             if len(first) > n:
-                data, chunks[0] = first[:n], first[n:]
+                data, chunks[0] = _as_bytes(first[:n]), first[n:]
             else:
                 parts, size = [], 0
                 while chunks and size + len(chunks[0]) <= n:
@@ -128,7 +162,7 @@ class YamuxStream(IMuxedStream):
         self._buffered -= len(data)
         return data
 
-    def _on_data(self, data: bytes) -> None:
+    def _on_data(self, data: bytes | memoryview) -> None:
         self._chunks.append(data)
         self._buffered += len(data)
         self._readable.set()
@@ -230,10 +264,13 @@ class YamuxConnection(IMuxedConn):
         self._initiator = secured_conn.is_initiator if is_initiator is None else is_initiator
         self.session = YamuxSession(is_initiator=self._initiator, window=RECEIVE_WINDOW)
         frames = NoiseFrames.attach(secured_conn)  # None: use the session's read and write
-        self._read: Callable[[], Awaitable[bytes]] = \
-            frames.read if frames is not None else secured_conn.read
-        self._write: Callable[[bytes], Awaitable[None]] = \
-            frames.write if frames is not None else secured_conn.write
+        # each Noise message's plaintext apart: the session takes them one by one (no join)
+        self._read: Callable[[], Awaitable[list[bytes]]] = \
+            frames.read_parts if frames is not None else self._read_secured
+        # NoiseFrames takes the session's output buffer as it is (no copy); py-libp2p's
+        # sessions want bytes
+        self._write: Callable[[bytes | bytearray], Awaitable[None]] = \
+            frames.write if frames is not None else self._write_bytes
         self.on_close = on_close
         self.event_started = trio.Event()
         self.event_closed = trio.Event()
@@ -258,6 +295,13 @@ class YamuxConnection(IMuxedConn):
     def is_closed(self) -> bool:
         return self._closing
 
+    async def _write_bytes(self, data: bytes | bytearray) -> None:
+        await self.secured_conn.write(bytes(data))
+
+    async def _read_secured(self) -> list[bytes]:
+        data: bytes = await self.secured_conn.read()
+        return [data] if data else []
+
     # -- the tasks ------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -281,16 +325,18 @@ class YamuxConnection(IMuxedConn):
         streams = self.streams
         while True:
             try:
-                data = await read()
+                parts = await read()
             except trio.Cancelled:
                 raise
             except Exception as exc:
                 log.debug("yamux %s: read ended: %r", self.peer_id, exc)
                 return
-            if not data:
+            if not parts:
                 return
             try:
-                events = session.receive(data)
+                events = session.receive(parts[0])
+                for part in parts[1:]:
+                    events += session.receive(part)
             except RemoteProtocolError as exc:
                 log.info("yamux %s: protocol error, closing: %s", self.peer_id, exc)
                 await self._flush_last()
@@ -337,8 +383,13 @@ class YamuxConnection(IMuxedConn):
                 self._output = trio.Event()
                 await self._output.wait()
                 continue
-            async with self._write_lock:
-                data = session.take_output()
+            lock = self._write_lock
+            try:
+                lock.acquire_nowait()  # free unless closing: no scheduler pass for it
+            except trio.WouldBlock:
+                await lock.acquire()
+            try:
+                data = session.take_output_buffer()
                 self._space.unpark_all()
                 try:
                     await self._write(data)
@@ -349,6 +400,8 @@ class YamuxConnection(IMuxedConn):
                     if self._scope is not None:
                         self._scope.cancel()
                     return
+            finally:
+                lock.release()
 
     def kick(self) -> None:
         """Wake the writer if frames are queued."""
@@ -363,7 +416,7 @@ class YamuxConnection(IMuxedConn):
         """Write what is queued (a GO_AWAY) when the writer is idle, within CLOSE_TIMEOUT."""
         with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
             async with self._write_lock:
-                data = self.session.take_output()
+                data = self.session.take_output_buffer()
                 if data:
                     try:
                         await self._write(data)

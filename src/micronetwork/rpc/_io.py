@@ -17,7 +17,7 @@ from ..errors import (
 )
 from .frames import Status
 
-CHUNK = 64 * 1024  # bytes asked of one stream read
+CHUNK = 256 * 1024  # bytes asked of one stream read
 ABORT_TIMEOUT = 1.0  # how long a Cancel / final Status may take to write while shutting down
 
 
@@ -29,17 +29,24 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-async def read_chunk(stream: Any) -> bytes | None:
-    """The next bytes of ``stream``; None at a clean end (FIN); StreamBroken otherwise."""
+async def read_chunks(stream: Any) -> list[bytes | memoryview] | None:
+    """The next bytes of ``stream`` (at most ``CHUNK``), as the chunks our yamux holds (not
+    joined: no copy) or as one chunk (any other stream); None at a clean end (FIN);
+    StreamBroken otherwise."""
+    reader = getattr(stream, "read_chunks", None)
     try:
-        chunk: bytes = await stream.read(CHUNK)
+        if reader is not None:
+            chunks: list[bytes | memoryview] = await reader(CHUNK)
+        else:
+            chunk: bytes = await stream.read(CHUNK)
+            chunks = [chunk] if chunk else []
     except EOFError:
         return None
     except trio.Cancelled:
         raise
     except Exception as exc:  # py-libp2p raises many types; all mean "this stream is gone"
         raise StreamBroken(_describe(exc)) from exc
-    return chunk or None
+    return chunks or None
 
 
 async def write(stream: Any, data: bytes, counters: Counter[str]) -> None:

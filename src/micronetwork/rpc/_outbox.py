@@ -26,8 +26,8 @@ HIGH_WATER = 64 * 1024
 
 class Outbox:
     __slots__ = (
-        "_stream", "_counters", "high_water", "_buf", "_wake", "_drained", "_closing",
-        "broken", "finished", "_writing", "_on_fail",
+        "_stream", "_counters", "high_water", "_chunks", "_size", "_wake", "_drained",
+        "_closing", "broken", "finished", "_writing", "_on_fail",
     )
 
     def __init__(
@@ -40,7 +40,8 @@ class Outbox:
         self._stream = stream
         self._counters = counters
         self.high_water = high_water
-        self._buf = bytearray()
+        self._chunks: list[bytes] = []  # joined once per write (one copy), not appended to
+        self._size = 0  # bytes in _chunks
         self._wake = trio.Event()
         self._drained = trio.lowlevel.ParkingLot()
         self._closing = False  # FIN once the queue is empty
@@ -51,7 +52,7 @@ class Outbox:
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return self._size
 
     @property
     def closing(self) -> bool:
@@ -64,12 +65,31 @@ class Outbox:
             raise StreamBroken(self.broken)
         if self._closing:
             raise StreamBroken("the stream is closing")
-        self._buf += data
+        self._chunks.append(data)
+        self._size += len(data)
         self._wake.set()
+
+    def put_many(self, chunks: list[bytes]) -> None:
+        """Queue ``chunks`` together (as :meth:`put` does one)."""
+        if self.broken is not None:
+            raise StreamBroken(self.broken)
+        if self._closing:
+            raise StreamBroken("the stream is closing")
+        for data in chunks:
+            self._chunks.append(data)
+            self._size += len(data)
+        self._wake.set()
+
+    def _take(self) -> bytes:
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._size = 0
+        return data
 
     async def drain(self) -> None:
         """Until at most ``high_water`` bytes are queued (StreamBroken if writing failed)."""
-        while len(self._buf) > self.high_water and self.broken is None:
+        while self._size > self.high_water and self.broken is None:
             await self._drained.park()
         if self.broken is not None:
             raise StreamBroken(self.broken)
@@ -84,7 +104,8 @@ class Outbox:
         first = self.broken is None
         if first:
             self.broken = reason
-        self._buf.clear()
+        self._chunks.clear()
+        self._size = 0
         self._wake.set()
         self._drained.unpark_all()
         if first and self._on_fail is not None:
@@ -96,15 +117,14 @@ class Outbox:
         muxed = getattr(stream, "muxed_stream", stream)
         try:
             while self.broken is None:
-                if not self._buf:
+                if not self._size:
                     if self._closing:
                         await _close_quietly(stream)
                         return
                     self._wake = trio.Event()
                     await self._wake.wait()
                     continue
-                data = bytes(self._buf)
-                self._buf.clear()
+                data = self._take()
                 self._writing = True
                 try:
                     await write(muxed, data, self._counters)
@@ -113,7 +133,8 @@ class Outbox:
                     return
                 finally:
                     self._writing = False
-                self._drained.unpark_all()
+                if self._size <= self.high_water:  # else they would only park again
+                    self._drained.unpark_all()
         finally:
             if self._writing:  # cancelled in the middle of a write: the framing is torn
                 self.fail("a write was interrupted")
@@ -123,10 +144,9 @@ class Outbox:
     async def flush_quietly(self) -> None:
         """Best effort, when the writer has been cancelled (shutdown): write what is queued
         within ``ABORT_TIMEOUT``. Nothing if the framing may be torn."""
-        if self.broken is not None or not self._buf:
+        if self.broken is not None or not self._size:
             return
-        data = bytes(self._buf)
-        self._buf.clear()
+        data = self._take()
         muxed = getattr(self._stream, "muxed_stream", self._stream)
         with trio.CancelScope(shield=True, deadline=trio.current_time() + ABORT_TIMEOUT):
             try:

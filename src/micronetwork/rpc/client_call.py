@@ -71,7 +71,8 @@ class ClientCall:
         self._state = state
         self._counters = counters
         self._release = release
-        self._pending = bytearray(open_bytes)  # frames not yet queued on the stream
+        # frames not yet queued on the stream (queued together; a list: no copies)
+        self._pending: list[bytes] = [open_bytes] if open_bytes else []
         self._opened = False  # the Open has been queued
         self._inbox: deque[Any] = deque()  # bodies read but not yet received
         self._event = trio.Event()  # set when a frame arrives or the stream breaks
@@ -118,19 +119,24 @@ class ClientCall:
         if self._state.over:
             self._raise_if_status_error()
             return
-        self._pending += self._encode(Data(body))
+        self._pending.append(self._encode(Data(body)))
         if self.kind not in _ONE_REQUEST and not self._queue():
             await self._guard(self._flush)
 
     async def end(self) -> None:
         """No more messages from us (half-close of our direction)."""
+        await self._end(drain=True)
+
+    async def _end(self, *, drain: bool) -> None:
         self._raise_if_failed()
         if self._state.over:
             self._raise_if_status_error()
             return
-        self._pending += self._encode(END)
+        self._pending.append(self._encode(END))
         if not self._queue():
-            await self._guard(self._flush)
+            outbox = self._conn.outbox
+            if drain or outbox.broken is not None or outbox.closing or self._state.over:
+                await self._guard(self._flush)
 
     async def receive(self) -> Any:
         """The next message from the server. At the end of its stream (Status "ok") raises
@@ -170,7 +176,10 @@ class ClientCall:
     async def unary(self, body: Any) -> Any:
         """Send ``body``, end, and return the one response once the Status said "ok"."""
         await self.send(body)
-        await self.end()
+        # Not waiting here for the queue to drain: the response cannot come before the
+        # request is written, and receive() waits for it under the same deadline, with the
+        # same errors (a failed write breaks the stream, which ends the wait).
+        await self._end(drain=False)
         response = await self.receive()
         try:
             await self.receive()
@@ -256,7 +265,7 @@ class ClientCall:
         if outbox.broken is not None or outbox.closing or self._state.over:
             return False
         if self._pending:
-            outbox.put(bytes(self._pending))
+            outbox.put_many(self._pending)
             self._pending.clear()
             self._opened = True
         return outbox.buffered <= outbox.high_water
@@ -264,10 +273,9 @@ class ClientCall:
     async def _flush(self) -> None:
         conn = self._conn
         if self._pending:
-            data = bytes(self._pending)
-            self._pending.clear()
+            chunks, self._pending = self._pending, []
             try:
-                conn.put(data)
+                conn.put_many(chunks)
             except StreamBroken:
                 await self._salvage_status()
                 if not self._state.over:

@@ -29,7 +29,7 @@ import trio
 
 from ..errors import MessageTooLarge, MicronetworkError, RemoteProtocolError
 from ..identity.peerid import PeerId
-from ._io import ABORT_TIMEOUT, StreamBroken, read_chunk, reset_quietly
+from ._io import ABORT_TIMEOUT, StreamBroken, read_chunks, reset_quietly
 from ._outbox import Outbox
 from .call import Role
 from .frames import Cancel, Data, Status
@@ -99,6 +99,9 @@ class ClientStream:
 
     def put(self, data: bytes) -> None:
         self.outbox.put(data)
+
+    def put_many(self, chunks: list[bytes]) -> None:
+        self.outbox.put_many(chunks)
 
     def call_ended(self, call: ClientCall) -> None:
         """``call`` is over or given up: no more frames go to it."""
@@ -176,15 +179,16 @@ class ClientStream:
                         await self._deliver(event)
                     elif isinstance(event, CallFailed):
                         self._call_failed(event)
-                chunk = await read_chunk(muxed)
-                if chunk is None:
+                chunks = await read_chunks(muxed)
+                if chunks is None:
                     if core.receive_eof():
                         self._break("the server closed the stream before the call ended")
                     else:
                         self.finish()  # we FIN too; calls not yet written fail at once
                     return
-                counters["bytes_received"] += len(chunk)
-                core.receive_data(chunk)
+                for chunk in chunks:
+                    counters["bytes_received"] += len(chunk)
+                    core.receive_data(chunk)
         except StreamBroken as exc:
             counters["streams_broken"] += 1
             self._break(f"the stream to {self.peer} broke: {exc}")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, get_args
@@ -153,20 +154,62 @@ class OversizedFrame(MessageTooLarge):
         self.frame_type = frame_type
 
 
-def _uint(n: int) -> bytes:
-    """CBOR encoding of an unsigned integer (the call id)."""
+def _uint(n: int, major: int = 0) -> bytes:
+    """CBOR head of an unsigned integer (the call id), or with ``major`` 0x40 of a byte
+    string of ``n`` bytes; the shortest form, as cbor2 writes it."""
     if n < 24:
-        return bytes((n,))
+        return bytes((major | n,))
     if n < 0x100:
-        return bytes((0x18, n))
+        return bytes((major | 0x18, n))
     if n < 0x10000:
-        return b"\x19" + n.to_bytes(2, "big")
+        return bytes((major | 0x19,)) + n.to_bytes(2, "big")
     if n < 0x100000000:
-        return b"\x1a" + n.to_bytes(4, "big")
-    return b"\x1b" + n.to_bytes(8, "big")
+        return bytes((major | 0x1A,)) + n.to_bytes(4, "big")
+    return bytes((major | 0x1B,)) + n.to_bytes(8, "big")
 
 
-def _peek_head(buf: bytearray | bytes, start: int) -> tuple[int, int] | None:
+_BYTES = 0x40  # CBOR major type 2 (byte string), in the first byte
+
+
+def _data_bytes_at(
+    payload: bytes | bytearray | memoryview, start: int = 0, n: int | None = None
+) -> tuple[int, int] | None:
+    """(call id, where the body starts, from ``start``) for a Data frame of ``n`` bytes at
+    ``start`` (by default: all of ``payload``) whose body is one definite-length byte string
+    ending exactly at the frame's end, read without cbor2 (a large body is then copied once);
+    None for anything else, which the full decoder then checks, and when the frame's head is
+    not all in ``payload``. Any head width is accepted for the id and the length, as cbor2
+    accepts them."""
+    have = len(payload) - start
+    if n is None:
+        n = have
+    if n < 4 or have < 4 or payload[start] != 0x83 or payload[start + 1] != _DATA:
+        return None
+    first = payload[start + 2]
+    if first < 24:
+        call_id, pos = first, 3
+    elif 0x18 <= first <= 0x1B:
+        pos = 3 + (1 << (first - 0x18))
+        if pos >= n or pos >= have:
+            return None
+        call_id = int.from_bytes(payload[start + 3:start + pos], "big")
+    else:
+        return None
+    head = payload[start + pos]
+    if _BYTES <= head < _BYTES + 24:
+        size, pos = head - _BYTES, pos + 1
+    elif _BYTES + 0x18 <= head <= _BYTES + 0x1B:
+        at = pos + 1
+        pos = at + (1 << (head - _BYTES - 0x18))
+        if pos > n or pos > have:
+            return None
+        size = int.from_bytes(payload[start + at:start + pos], "big")
+    else:
+        return None
+    return (call_id, pos) if pos + size == n else None
+
+
+def _peek_head(buf: bytearray | bytes | memoryview, start: int) -> tuple[int, int] | None:
     """(frame type, call id) from the first bytes of a payload at ``start``; None if more bytes
     are needed. Raises RemoteProtocolError if they cannot start a frame."""
     if len(buf) < start + 3:
@@ -231,7 +274,7 @@ class _Decoder:
             strict_hashable_types=True,
         )
 
-    def loads(self, payload: bytes) -> Any:
+    def loads(self, payload: bytes | bytearray | memoryview) -> Any:
         fp = self._fp
         fp.seek(0)
         fp.truncate()
@@ -342,6 +385,17 @@ def encode_frame(
         _check_call_id(call_id, LocalProtocolError)
     if isinstance(frame, Data):
         body = frame.body
+        if type(body) is bytes:  # the body's bytes are copied once, into the frame
+            head = _uint(len(body), _BYTES)
+            size = len(head) + len(body)
+            if size > max_message_size:
+                raise MessageTooLarge(
+                    f"message of {size} bytes exceeds the limit of {max_message_size}"
+                )
+            cid = _uint(call_id)
+            return b"".join(
+                (encode_varint(len(_DATA_HEAD) + len(cid) + size), _DATA_HEAD, cid, head, body)
+            )
         if not (body is None or type(body) in _SCALARS):
             _check_plain(body, 0, "body", LocalProtocolError)
         encoded = _dumps(body)
@@ -349,7 +403,10 @@ def encode_frame(
             raise MessageTooLarge(
                 f"message of {len(encoded)} bytes exceeds the limit of {max_message_size}"
             )
-        payload = _DATA_HEAD + _uint(call_id) + encoded
+        cid = _uint(call_id)
+        return b"".join(
+            (encode_varint(len(_DATA_HEAD) + len(cid) + len(encoded)), _DATA_HEAD, cid, encoded)
+        )
     else:
         if isinstance(frame, Open):
             _check_open(frame, LocalProtocolError)
@@ -380,13 +437,17 @@ def encode_frame(
 _ARITY = {_OPEN: 8, _DATA: 3, _END: 2, _STATUS: 5, _CANCEL: 3}
 
 
-def decode_frame(payload: bytes, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> Frame:
+def decode_frame(
+    payload: bytes | memoryview, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+) -> Frame:
     """One frame from its payload (the bytes after the length prefix), strictly checked."""
     return decode_item(payload, max_message_size)[1]
 
 
 def decode_item(
-    payload: bytes, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, decoder: Any = None
+    payload: bytes | bytearray | memoryview,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    decoder: Any = None,
 ) -> tuple[int, Frame]:
     """(call id, frame) from a payload, strictly checked. A Data body over the limit raises
     :class:`OversizedFrame` (a :class:`MessageTooLarge`) naming the call."""
@@ -394,6 +455,16 @@ def decode_item(
         raise MessageTooLarge(
             f"frame of {len(payload)} bytes exceeds the limit of {max_message_size}"
         )
+    fast = _data_bytes_at(payload)
+    if fast is not None:  # Data with a byte-string body: the same checks as below
+        call_id, at = fast
+        size = len(payload) - len(_DATA_HEAD) - len(_uint(call_id))
+        if size > max_message_size:
+            raise OversizedFrame(
+                f"message of {size} bytes exceeds the limit of {max_message_size}", call_id,
+                _DATA,
+            )
+        return call_id, Data(bytes(payload[at:]))
     item = (decoder or _Decoder()).loads(payload)
     if not isinstance(item, list) or len(item) < 2:
         raise RemoteProtocolError("an RPC frame is a CBOR array: type, call id, fields")
@@ -433,87 +504,231 @@ def decode_item(
     return call_id, Cancel(item[2])
 
 
+_SMALL = 1024  # payloads up to this size are sliced out (copied) rather than viewed
+
+
 class FrameReader:
     """Split received bytes into frames (sans-IO). A length prefix over the limit raises
     :class:`MessageTooLarge` before any of the frame is buffered; with ``skip_oversized`` it
-    raises :class:`OversizedFrame` instead and the reader goes on after that frame."""
+    raises :class:`OversizedFrame` instead and the reader goes on after that frame.
 
-    __slots__ = ("_buf", "_max", "_limit", "_skip", "_skip_oversized", "_decoder")
+    Buffering (no copy of what arrives, as far as possible): chunks are kept as they are fed,
+    queued, and frames are decoded from views of them. Only a frame split across chunks is
+    gathered, into a bytearray of its own, with exactly the bytes it lacks from the chunks
+    after it; the rest of those chunks is read in place."""
+
+    __slots__ = (
+        "_buf", "_pos", "_more", "_more_pos", "_more_size", "_max", "_limit", "_skip",
+        "_skip_oversized", "_decoder",
+    )
 
     def __init__(
         self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, *, skip_oversized: bool = False
     ) -> None:
-        self._buf = bytearray()
+        # the chunk being read: as fed (bytes, or a view of bytes), or a gathered frame (ours)
+        self._buf: bytes | bytearray | memoryview = b""
+        self._pos = 0  # where its unread bytes start
+        self._more: deque[bytes | memoryview] = deque()  # chunks fed after it
+        self._more_pos = 0  # bytes of _more[0] already taken (into a gathered frame)
+        self._more_size = 0  # unread bytes in _more
         self._max = max_message_size
         self._limit = max_message_size + FRAME_OVERHEAD
         self._skip = 0  # bytes of an oversized frame still to discard
         self._skip_oversized = skip_oversized
         self._decoder = _Decoder()
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
+        """Take ``data`` (bytes, or a view of bytes: kept as it is, not copied)."""
         if self._skip:
             n = min(self._skip, len(data))
             self._skip -= n
             data = data[n:]
-        self._buf += data
+        if not data:
+            return
+        if type(data) is not bytes and not (
+            isinstance(data, memoryview) and type(data.obj) is bytes
+        ):  # keep no reference to a caller's mutable buffer
+            data = bytes(data)
+        if self._pos == len(self._buf) and not self._more:
+            self._buf, self._pos = data, 0
+        else:
+            self._more.append(data)
+            self._more_size += len(data)
 
     @property
     def buffered(self) -> int:
         """Bytes of an unfinished frame (including one being skipped)."""
-        return len(self._buf) + self._skip
+        return len(self._buf) - self._pos + self._more_size - self._more_pos + self._skip
+
+    def _consume(self, end: int) -> None:
+        """The current chunk is read up to ``end``; move on to the next when it is done."""
+        if end < len(self._buf):
+            self._pos = end
+        elif self._more:
+            self._buf, self._pos = self._more.popleft(), self._more_pos
+            self._more_size -= len(self._buf)
+            self._more_pos = 0
+        else:
+            self._buf, self._pos = b"", 0
+
+    def _gather(self, lack: int) -> None:
+        """Make the current chunk a bytearray holding its unread bytes and the next ``lack``
+        bytes (all there are, if fewer) of the chunks after it."""
+        buf = self._buf
+        if isinstance(buf, bytearray):
+            if self._pos:
+                del buf[:self._pos]
+        else:
+            buf = bytearray(memoryview(buf)[self._pos:])
+        more = self._more
+        while lack > 0 and more:
+            chunk, at = more[0], self._more_pos
+            take = min(lack, len(chunk) - at)
+            buf += memoryview(chunk)[at:at + take]
+            lack -= take
+            if at + take == len(chunk):
+                more.popleft()
+                self._more_size -= len(chunk)
+                self._more_pos = 0
+            else:
+                self._more_pos = at + take
+        self._buf, self._pos = buf, 0
+
+    def _bounds(self) -> tuple[int, int] | None:
+        """Where the next whole frame's payload is in the current chunk (start, end), after
+        gathering it if it is split; None when more bytes are needed."""
+        while True:
+            buf, pos = self._buf, self._pos
+            have = len(buf) - pos
+            if not have:
+                if not self._more:
+                    return None
+                self._consume(pos)  # an empty chunk: take the next
+                continue
+            b = buf[pos]
+            if b < 0x80:  # a one-byte prefix: frames under 128 bytes
+                start, end = pos + 1, pos + 1 + b
+            else:
+                length = 0
+                end = -1
+                for i in range(min(have, 10)):
+                    b = buf[pos + i]
+                    length |= (b & 0x7F) << (7 * i)
+                    if not b & 0x80:
+                        start = pos + i + 1
+                        if length > self._limit:
+                            self._oversized(length, start)
+                        end = start + length
+                        break
+                if end < 0:  # the prefix is not complete in this chunk
+                    if have >= 10:
+                        raise RemoteProtocolError("varint length prefix longer than 10 bytes")
+                    if not self._more:
+                        return None
+                    self._gather(10 - have)
+                    continue
+            if end <= len(buf):
+                return start, end
+            if self._more_size - self._more_pos < end - len(buf):
+                return None  # the rest of the frame has not arrived
+            return start, end  # all here, in this chunk and the next ones
+
+    def _whole(self, start: int, end: int) -> tuple[int, int]:
+        """Gather a frame that goes on in the next chunks; its bounds in the gathered one."""
+        shift = self._pos
+        self._gather(end - len(self._buf))
+        return start - shift, end - shift
+
+    def _drop(self, n: int) -> int:
+        """Drop the next ``n`` unread bytes, across chunks; how many have not arrived."""
+        while n and (have := len(self._buf) - self._pos):
+            take = min(n, have)
+            n -= take
+            self._consume(self._pos + take)
+        return n
+
+    def _split_data(self, start: int, end: int) -> tuple[int, Frame] | None:
+        """A Data frame with a byte-string body that goes on in the next chunks: the body
+        joined straight from them (one copy); None for any other frame (it is gathered)."""
+        buf = self._buf
+        fast = _data_bytes_at(buf, start, end - start)
+        if fast is None:
+            return None
+        call_id, at = fast
+        size = end - start - len(_DATA_HEAD) - len(_uint(call_id))
+        views = [memoryview(buf)[start + at:]]
+        left = end - len(buf)
+        pos = self._more_pos
+        for chunk in self._more:
+            if not left:
+                break
+            take = min(left, len(chunk) - pos)
+            views.append(memoryview(chunk)[pos:pos + take])
+            left -= take
+            pos = 0
+        body = b"".join(views) if size <= self._max else b""
+        for view in views:
+            view.release()
+        self._drop(end - self._pos)
+        if size > self._max:
+            raise OversizedFrame(
+                f"message of {size} bytes exceeds the limit of {self._max}", call_id, _DATA
+            )
+        return call_id, Data(body)
 
     def next_payload(self) -> bytes | None:
         """The next whole frame's payload, or None when more bytes are needed."""
+        bounds = self._bounds()
+        if bounds is None:
+            return None
+        start, end = bounds
+        if end > len(self._buf):
+            start, end = self._whole(start, end)
         buf = self._buf
-        if buf and buf[0] < 0x80:  # a one-byte prefix: frames under 128 bytes
-            length = buf[0]
-            if len(buf) < 1 + length:
-                return None
-            payload = bytes(buf[1 : 1 + length])
-            del buf[: 1 + length]
-            return payload
-        length = 0
-        for i in range(min(len(buf), 10)):
-            b = buf[i]
-            length |= (b & 0x7F) << (7 * i)
-            if not b & 0x80:
-                start = i + 1
-                if length > self._limit:
-                    self._oversized(length, start)
-                if len(buf) < start + length:
-                    return None
-                payload = bytes(buf[start : start + length])
-                del buf[: start + length]
-                return payload
-        if len(buf) >= 10:
-            raise RemoteProtocolError("varint length prefix longer than 10 bytes")
-        return None
+        self._consume(end)
+        with memoryview(buf) as view:
+            return bytes(view[start:end])
 
     def _oversized(self, length: int, start: int) -> None:
         message = f"peer announced a frame of {length} bytes; the limit is {self._limit}"
         if not self._skip_oversized:
             raise MessageTooLarge(message)
+        if len(self._buf) < start + _MAX_HEAD and self._more:  # the head may be split
+            shift = self._pos
+            self._gather(start + _MAX_HEAD - len(self._buf))
+            start -= shift  # the gathered chunk starts where the frame did
         head = _peek_head(self._buf, start)
         if head is None:
             if len(self._buf) >= start + _MAX_HEAD:  # pragma: no cover - _peek_head decides
                 raise RemoteProtocolError("malformed RPC frame header")
             raise _NeedMore
         ftype, call_id = head
-        have = len(self._buf) - start
-        if have >= length:
-            del self._buf[: start + length]
-        else:
-            del self._buf[:]
-            self._skip = length - have
+        # discard the frame: what has arrived of it now, the rest as it arrives
+        self._skip = self._drop(start + length - self._pos)
         raise OversizedFrame(message, call_id, ftype)
 
     def next_item(self) -> tuple[int, Frame] | None:
         """The next (call id, frame), or None when more bytes are needed."""
         try:
-            payload = self.next_payload()
+            bounds = self._bounds()
         except _NeedMore:
             return None
-        return None if payload is None else decode_item(payload, self._max, self._decoder)
+        if bounds is None:
+            return None
+        start, end = bounds
+        if end > len(self._buf):
+            item = self._split_data(start, end)
+            if item is not None:
+                return item
+            start, end = self._whole(start, end)
+        buf = self._buf
+        self._consume(end)
+        if end - start <= _SMALL:  # a copy is cheaper than views
+            return decode_item(buf[start:end], self._max, self._decoder)
+        # decoded from a view (no copy of the payload); the views are released here, even
+        # when decoding fails, so that a bytearray of ours can grow again
+        with memoryview(buf) as view, view[start:end] as payload:
+            return decode_item(payload, self._max, self._decoder)
 
     def next_frame(self) -> Frame | None:
         item = self.next_item()

@@ -75,7 +75,7 @@ class ServerCall:
         self._state = state
         self._counters = counters
         self._inbox = _Inbox(read_ahead)
-        self._pending = bytearray()
+        self._pending: list[bytes] = []  # frames not yet queued (queued together)
         self._scope: trio.CancelScope | None = None
 
     @property
@@ -108,14 +108,14 @@ class ServerCall:
         """Send one response. :class:`MessageTooLarge` (nothing written) if it is over the
         limit; :class:`CallCancelled` if the client is gone."""
         self._check_live()
-        self._pending += self._encode(Data(body))
+        self._pending.append(self._encode(Data(body)))
         if self.kind not in _ONE_RESPONSE:
             await self._flush()
 
     async def end(self) -> None:
         """Optional: no more responses; the Status follows."""
         self._check_live()
-        self._pending += self._encode(END)
+        self._pending.append(self._encode(END))
         await self._flush()
 
     async def finish(self) -> None:
@@ -153,9 +153,9 @@ class ServerCall:
         if not self._state.over:
             self._pending.clear()
             try:
-                self._pending += self._encode(Status(code, message[:MAX_STATUS_MESSAGE]))
+                self._pending.append(self._encode(Status(code, message[:MAX_STATUS_MESSAGE])))
                 self._counters["errors_sent"] += 1
-                self._conn.outbox.put(bytes(self._pending))
+                self._conn.outbox.put_many(self._pending)
             except (StreamBroken, LocalProtocolError):
                 pass
             self._pending.clear()
@@ -175,9 +175,8 @@ class ServerCall:
         outbox = self._conn.outbox
         try:
             if self._pending:
-                data = bytes(self._pending)
-                self._pending.clear()
-                outbox.put(data)
+                chunks, self._pending = self._pending, []
+                outbox.put_many(chunks)
             if outbox.buffered > outbox.high_water:
                 await outbox.drain()
         except StreamBroken as exc:
@@ -187,7 +186,7 @@ class ServerCall:
 
     async def _send_status(self, status: Status) -> None:
         self._check_live()
-        self._pending += self._encode(status)  # LocalProtocolError if not allowed now
+        self._pending.append(self._encode(status))  # LocalProtocolError if not allowed now
         if not status.ok:
             self._counters["errors_sent"] += 1
         await self._flush()
@@ -198,10 +197,10 @@ class ServerCall:
             return
         self._pending.clear()  # an unsent response of a failed call is dropped
         try:
-            self._pending += self._encode(status)
+            self._pending.append(self._encode(status))
             if not status.ok:
                 self._counters["errors_sent"] += 1
-            self._conn.outbox.put(bytes(self._pending))
+            self._conn.outbox.put_many(self._pending)
         except (StreamBroken, LocalProtocolError):
             pass
         self._pending.clear()

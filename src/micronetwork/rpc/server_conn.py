@@ -33,7 +33,7 @@ import trio
 
 from ..errors import MessageTooLarge, RemoteProtocolError
 from ..identity.peerid import PeerId
-from ._io import StreamBroken, read_chunk, reset_quietly
+from ._io import StreamBroken, read_chunks, reset_quietly
 from ._outbox import Outbox
 from .call import Direction, Role
 from .frames import Cancel, Data, End, Status, encode_frame
@@ -183,15 +183,16 @@ class ServerStream:
                         self.outbox.put(event.data)
                     else:
                         self._call_failed(event)
-                chunk = await read_chunk(muxed)
-                if chunk is None:
+                chunks = await read_chunks(muxed)
+                if chunks is None:
                     for state in core.receive_eof():
                         call = self.calls.get(state.call_id or 0)
                         if call is not None:
                             call._client_gone("the client closed the stream before the call ended")
                     return
-                counters["bytes_received"] += len(chunk)
-                core.receive_data(chunk)
+                for chunk in chunks:
+                    counters["bytes_received"] += len(chunk)
+                    core.receive_data(chunk)
         except StreamBroken as exc:
             if self.calls:
                 counters["streams_broken"] += 1

@@ -162,7 +162,7 @@ class StreamCore:
         if call_id is not None and self.calls.get(call_id) is call:
             del self.calls[call_id]
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | memoryview) -> None:
         self._reader.feed(data)
 
     def next_event(self, now: float) -> Event | None:

@@ -52,6 +52,11 @@ SYN, ACK, FIN, RST = 1, 2, 4, 8
 INITIAL_WINDOW = 256 * 1024
 MAX_FRAME_DATA = 65519 - HEADER_SIZE  # one frame fits one Noise message (64 KiB - 17)
 GO_AWAY_NORMAL, GO_AWAY_PROTOCOL_ERROR = 0, 1
+_SMALL = 4096  # received bytes appended to an unfinished frame at once, not just what it lacks
+# Bodies at least this large stay views of the bytes received (no copy); smaller ones are
+# copied, so that a little unread data never holds a whole large message in memory (a view
+# holds all of what it views: at most twice its size from here on, as messages are < 64 KiB).
+_VIEW_MIN = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +68,12 @@ class StreamOpened:
 
 @dataclass(frozen=True, slots=True)
 class StreamData:
+    """Bytes of a stream: a large body is a view of the bytes given to
+    :meth:`YamuxSession.receive` when those were ``bytes`` (immutable: no copy is made),
+    anything else a copy."""
+
     stream_id: int
-    data: bytes
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +219,11 @@ class YamuxSession:
         self._out.clear()
         return out
 
+    def take_output_buffer(self) -> bytearray:
+        """:meth:`take_output` without the copy: the queue's own buffer, now the caller's."""
+        out, self._out = self._out, bytearray()
+        return out
+
     @property
     def output_size(self) -> int:
         return len(self._out)
@@ -223,24 +237,69 @@ class YamuxSession:
 
     # -- the peer's side -------------------------------------------------------------------
 
-    def receive(self, data: bytes) -> list[YamuxEvent]:
+    def receive(self, data: bytes | memoryview) -> list[YamuxEvent]:
         """Feed bytes read from the connection; the events they complete, in order.
         Raises :class:`RemoteProtocolError` on a violation (the connection must close;
         a GO_AWAY with the protocol-error code is queued)."""
+        # Frames are read from ``data`` itself: a frame begun in an earlier call is completed
+        # in ``_in`` with only the bytes it lacks; a body is copied once (out of a view); an
+        # unfinished frame at the end is kept in ``_in``.
         buf = self._in
-        buf += data
         events: list[YamuxEvent] = []
-        pos = 0
-        end = len(buf)
+        pos, end = 0, len(data)
+        if buf and end < self._lacking(buf):  # still not a whole frame
+            buf += data
+            return events
         try:
+            if buf and end <= _SMALL:  # copying a little is cheaper
+                buf += data
+                del buf[:self._parse(buf, 0, events)]
+                return events
+            if buf:
+                with memoryview(data) as view:
+                    while pos < end and (lack := self._lacking(buf)):
+                        take = min(lack, end - pos)
+                        buf += view[pos:pos + take]
+                        pos += take
+                if self._lacking(buf):
+                    return events
+                self._parse(buf, 0, events)
+                buf.clear()
+            done = self._parse(data, pos, events)
+            if done < end:
+                buf += memoryview(data)[done:]
+        except RemoteProtocolError:
+            self.go_away(GO_AWAY_PROTOCOL_ERROR)
+            raise
+        return events
+
+    @staticmethod
+    def _lacking(buf: bytearray) -> int:
+        """Bytes the frame begun in ``buf`` still lacks (0: it is whole)."""
+        have = len(buf)
+        if have < HEADER_SIZE:
+            return HEADER_SIZE - have
+        if buf[1] != DATA:
+            return 0
+        return HEADER_SIZE + int.from_bytes(buf[8:12], "big") - have
+
+    def _parse(self, src: bytes | bytearray | memoryview, pos: int,
+               events: list[YamuxEvent]) -> int:
+        """Handle the whole frames in ``src`` from ``pos``; where the first unfinished one
+        starts."""
+        end = len(src)
+        keep = type(src) is bytes  # bodies may stay views of it
+        with memoryview(src) as view:
             while end - pos >= HEADER_SIZE:
-                version, typ, flags, sid, length = HEADER.unpack_from(buf, pos)
+                version, typ, flags, sid, length = HEADER.unpack_from(src, pos)
                 if version != 0:
                     raise RemoteProtocolError(f"yamux version {version} is not supported")
                 if typ == DATA:
                     if end - pos - HEADER_SIZE < length:
                         break
-                    body = bytes(buf[pos + HEADER_SIZE:pos + HEADER_SIZE + length])
+                    body: bytes | memoryview = view[pos + HEADER_SIZE:pos + HEADER_SIZE + length]
+                    if not keep or length < _VIEW_MIN:
+                        body = bytes(body)
                     pos += HEADER_SIZE + length
                     self.frames_in += 1
                     self._on_stream_frame(events, flags, sid, body, 0)
@@ -259,15 +318,10 @@ class YamuxSession:
                     events.append(GoAway(length))
                 else:
                     raise RemoteProtocolError(f"unknown yamux frame type {typ}")
-        except RemoteProtocolError:
-            self.go_away(GO_AWAY_PROTOCOL_ERROR)
-            raise
-        finally:
-            del buf[:pos]
-        return events
+        return pos
 
-    def _on_stream_frame(self, events: list[YamuxEvent], flags: int, sid: int, body: bytes,
-                         delta: int) -> None:
+    def _on_stream_frame(self, events: list[YamuxEvent], flags: int, sid: int,
+                         body: bytes | memoryview, delta: int) -> None:
         st = self._streams.get(sid)
         if flags & SYN:
             if st is not None:
