@@ -8,6 +8,7 @@ the route table in step with the instances it knows.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -73,6 +74,7 @@ class ServiceSummary:
     instances: int
 
 
+@functools.lru_cache(maxsize=4096)
 def _addr_text(addr: bytes) -> str:
     try:
         return str(multiaddr.Multiaddr(addr))
@@ -97,6 +99,9 @@ class Registry:
         self._watchers: list[tuple[str | None, trio.MemorySendChannel[ServiceEvent]]] = []
         self.routes = RouteTable()
         self.events_dropped = 0
+        # id(registration) -> (registration, its ServiceInstance): a call asks for the same
+        # registrations again and again; they are immutable, so their instances are too.
+        self._instances: dict[int, tuple[Registration, ServiceInstance]] = {}
 
     @property
     def _core(self) -> Any:
@@ -138,13 +143,23 @@ class Registry:
         """Instances of ``name`` this node holds now (no network traffic)."""
         rng = _range(version)
         out = [
-            ServiceInstance.from_registration(r)
+            self._instance(r)
             for r in self._core.get(name)
             if rng is None or _matches(rng, r.version)
         ]
         for inst in out:
             self.routes.update_instance(inst.name, inst.peer, inst.addrs[0] if inst.addrs else "")
         return sorted(out, key=lambda i: bytes(i.peer))
+
+    def _instance(self, reg: Registration) -> ServiceInstance:
+        hit = self._instances.get(id(reg))
+        if hit is not None and hit[0] is reg:
+            return hit[1]
+        if len(self._instances) >= 4096:
+            self._instances.clear()
+        inst = ServiceInstance.from_registration(reg)
+        self._instances[id(reg)] = (reg, inst)
+        return inst
 
     async def get(
         self, name: str, version: str | None = None, *, timeout: float = 10.0
