@@ -297,8 +297,9 @@ def main() -> int:
         "tables": "protocol: 4 super nodes; peers join at 50/s, each bootstraps as the real "
         "node does (own-id lookup starting from one super picked at random, the others "
         "fallbacks, then through the peers it names; then a refresh of every bucket); then "
-        "every node refreshes all buckets once. ideal: each bucket k random members of its "
-        "subtree.",
+        "every node refreshes all buckets once; buckets spread (KademliaConfig."
+        "bucket_spread_bits=4: one peer in each of 16 parts of a bucket's subtree when "
+        "candidates come). ideal: each bucket k random members of its subtree.",
         "lookup": "find_closest(id of a random live honest node) from a random live honest "
         "node; success = target among the returned k",
         "dead_peer_delay_s": 5.0,
