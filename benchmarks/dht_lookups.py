@@ -30,6 +30,7 @@ from micronetwork.sim.scenarios import RunParams, adversarial, eclipse  # noqa: 
 
 NAME = "dht_lookups"
 RESULT = _common.RESULTS_DIR / f"{NAME}.json"
+SPREAD = 0  # KademliaConfig.bucket_spread_bits (--bucket-spread-bits)
 ISSUE_IDEAL = {"1000": (2.03, 3), "10000": (2.63, 3), "100000": (3.08, 4)}
 
 
@@ -56,7 +57,7 @@ def _progress(label: str) -> Any:
 
 
 def rounds_section(n: int, seed: int, lookups: int, churn_lookups: int) -> dict[str, Any]:
-    p = RunParams(nodes=n, seed=seed, lookups=lookups)
+    p = RunParams(nodes=n, seed=seed, lookups=lookups, spread_bits=SPREAD)
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     sc = p.scenario(_progress(f"ideal n={n}"))
@@ -105,7 +106,7 @@ def rounds_section(n: int, seed: int, lookups: int, churn_lookups: int) -> dict[
 
 def ideal_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
     """Only the ideal-table baseline (for sizes where building by protocol takes too long)."""
-    p = RunParams(nodes=n, seed=seed, lookups=lookups)
+    p = RunParams(nodes=n, seed=seed, lookups=lookups, spread_bits=SPREAD)
     t0 = time.perf_counter()
     sc = p.scenario(_progress(f"ideal n={n}"))
     sc.build(ideal=True)
@@ -127,7 +128,10 @@ def ideal_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
 def adversarial_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for frac in (0.10, 0.20, 0.30):
-        p = RunParams(nodes=n, seed=seed, lookups=lookups, attackers=frac, disjoint=(1, 4, 8))
+        p = RunParams(
+            nodes=n, seed=seed, lookups=lookups, attackers=frac, disjoint=(1, 4, 8),
+            spread_bits=SPREAD,
+        )
         _, figs = adversarial(p, _progress(f"adversarial n={n} f={frac}"))
         out[f"{int(frac * 100)}%"] = figs
     return out
@@ -145,6 +149,7 @@ def eclipse_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
             budget_bits=24.0,
             id_puzzle=(0, 8, 16, 20),
             targets=2,
+            spread_bits=SPREAD,
         )
         _, figs = eclipse(p, _progress(f"eclipse n={n} d={d}"))
         out[f"d={d}"] = figs
@@ -233,7 +238,14 @@ def main() -> int:
     ap.add_argument("--sections", default="rounds,adversarial,eclipse")
     ap.add_argument("--lookups", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--bucket-spread-bits", type=int, default=0,
+                    help="KademliaConfig.bucket_spread_bits; B > 0 writes "
+                    "dht_lookups_spreadB.json")
     args = ap.parse_args()
+    global SPREAD, RESULT
+    SPREAD = args.bucket_spread_bits
+    if SPREAD:
+        RESULT = _common.RESULTS_DIR / f"{NAME}_spread{SPREAD}.json"
     started = _common.now_iso()
     if args.quick:
         sizes, adv_sizes, lookups, churn_lookups = [300], [300], 100, 50
@@ -297,9 +309,10 @@ def main() -> int:
         "tables": "protocol: 4 super nodes; peers join at 50/s, each bootstraps as the real "
         "node does (own-id lookup starting from one super picked at random, the others "
         "fallbacks, then through the peers it names; then a refresh of every bucket); then "
-        "every node refreshes all buckets once; buckets spread (KademliaConfig."
-        "bucket_spread_bits=4: one peer in each of 16 parts of a bucket's subtree when "
-        "candidates come). ideal: each bucket k random members of its subtree.",
+        "every node refreshes all buckets once. bucket_spread_bits: see the key of that "
+        "name (0: the plain least-recently-seen rule). ideal: each bucket k random members "
+        "of its subtree.",
+        "bucket_spread_bits": SPREAD,
         "lookup": "find_closest(id of a random live honest node) from a random live honest "
         "node; success = target among the returned k",
         "dead_peer_delay_s": 5.0,
@@ -316,7 +329,7 @@ def main() -> int:
         "seed": args.seed,
         "quick": args.quick,
     }
-    name = NAME + ("_quick" if args.quick else "")
+    name = NAME + ("_quick" if args.quick else "") + (f"_spread{SPREAD}" if SPREAD else "")
     path = _common.write_result(
         name,
         _common.command_line(),

@@ -28,7 +28,7 @@ def key_in_part(part: int, low: int, bits: int = 4) -> int:
 
 
 def test_a_newcomer_of_an_empty_part_replaces_the_oldest_of_the_crowded_part() -> None:
-    t = RoutingTable(LOCAL, k=20, local_key=0)  # spread_bits 4: 16 parts, quota 1
+    t = RoutingTable(LOCAL, k=20, local_key=0, spread_bits=4)  # 16 parts, quota 1
     for i in range(20):  # all in part 3, as a lookup near one key leaves them
         assert t.update(peer(i), (b"a",), float(i), key_in_part(3, i))[0] is Outcome.INSERTED
     t.update(peer(0), (b"a",), 100.0, key_in_part(3, 0))  # peer 0 seen again: now newest
@@ -39,7 +39,7 @@ def test_a_newcomer_of_an_empty_part_replaces_the_oldest_of_the_crowded_part() -
 
 
 def test_a_newcomer_of_a_part_at_quota_gets_the_usual_ping() -> None:
-    t = RoutingTable(LOCAL, k=20, local_key=0)
+    t = RoutingTable(LOCAL, k=20, local_key=0, spread_bits=4)
     for i in range(20):
         t.update(peer(i), (b"a",), float(i), key_in_part(i % 16, i))  # every part covered
     outcome, to_ping = t.update(peer(50), (b"a",), 30.0, key_in_part(5, 99))
@@ -48,7 +48,8 @@ def test_a_newcomer_of_a_part_at_quota_gets_the_usual_ping() -> None:
     assert peer(50) not in t
 
 
-def test_spread_off_and_small_k() -> None:
+def test_spread_is_off_by_default_and_bounded_by_k() -> None:
+    assert RoutingTable(LOCAL).spread_bits == 0 and KademliaConfig().bucket_spread_bits == 0
     off = RoutingTable(LOCAL, k=20, local_key=0, spread_bits=0)
     for i in range(20):
         off.update(peer(i), (b"a",), float(i), key_in_part(3, i))
@@ -83,17 +84,20 @@ def test_replacements_only_take_from_parts_above_quota(
             assert counts[part] < quota  # the newcomer's part was short
             assert counts[parts[other.peer_id]] > quota  # the victim's part had to spare
             assert counts[parts[other.peer_id]] == max(counts)  # the most crowded part
+        dead = -1  # the part of an entry that failed its liveness ping (Kademlia's rule)
         if outcome is Outcome.PENDING:
             assert other is not None and other.peer_id in t
-            t.resolve_ping(other.peer_id, alive=bool(low % 2), now=now)
+            alive = bool(low % 2)
+            t.resolve_ping(other.peer_id, alive=alive, now=now)
+            dead = -1 if alive else parts[other.peer_id]
         assert len(t) <= k
         after = [sum(1 for q in t.peers() if parts[q] == i) for i in range(1 << bits)]
         for i in range(1 << bits):  # no part falls below quota, or below what it had
-            assert after[i] >= min(counts[i], quota)
+            assert after[i] >= min(counts[i], quota) - (i == dead)
 
 
 def test_the_core_reports_a_replacement_as_a_removed_and_an_added_peer() -> None:
-    core = KademliaCore(LOCAL, config=KademliaConfig(), rng=random.Random(1))
+    core = KademliaCore(LOCAL, config=KademliaConfig(bucket_spread_bits=4), rng=random.Random(1))
     local = kad_key(LOCAL)
     # Peers of bucket 0 (first bit differs from ours), sorted by part (the next 4 bits).
     by_part: dict[int, list[PeerId]] = {}

@@ -52,8 +52,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--supers", type=int, default=4)
     p.add_argument("--bootstrap-contacts", type=int, default=1,
                    help="super nodes a joining peer asks at first (the rest are fallbacks)")
-    p.add_argument("--bucket-spread-bits", type=int, default=4,
-                   help="a full k-bucket keeps k>>B peers in each of 2**B parts (0: off)")
+    p.add_argument("--bucket-spread-bits", type=int, default=0,
+                   help="a full k-bucket keeps k>>B peers in each of 2**B parts (0: off, "
+                        "the default; 4 for shorter lookups, see docs/simulator.md)")
     p.add_argument("--latency", default="uniform:20:120",
                    help="constant:MS | uniform:LO:HI | lognormal:MEDIAN:SIGMA (ms)")
     p.add_argument("--topology", default=None,

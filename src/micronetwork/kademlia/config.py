@@ -26,7 +26,9 @@ class KademliaConfig:
     bootstrap_alpha: int = 10  # a joining node meets its k closest this many at a time
     bootstrap_contacts: int = 1  # bootstrap peers a join asks at first (the rest: fallbacks)
     beta: int = 3  # a lookup ends when the beta closest peers have answered
-    bucket_spread_bits: int = 4  # a full bucket keeps k >> bits peers in each of 2**bits parts
+    # Opt-in: a full bucket keeps k >> bits peers in each of 2**bits parts (shorter lookups, but
+    # ids ground next to a key get a slot where lookups for it go: docs/decisions.md).
+    bucket_spread_bits: int = 0
     disjoint_paths: int = 1  # d > 1: S/Kademlia disjoint lookups
     request_timeout: float = 10.0
     max_failures: int = 2  # failed requests in a row before a peer leaves the table

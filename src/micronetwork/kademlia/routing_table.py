@@ -8,17 +8,20 @@ the table answers ``PENDING`` with the least recently seen entry, which the call
 (dead). Only one ping per bucket is in flight; newer candidates replace the waiting one. This
 is Kademlia's preference for long-lived peers, which is what makes tables hard to flood.
 
-Spread within a bucket (``spread_bits``, default 4, at most log2(k)). A bucket's subtree splits
-into ``2**spread_bits`` parts by the next bits of the distance; a full bucket keeps at least
-``k >> spread_bits`` entries per part (k = 20: one in each of 16 parts) when peers of that part
-come along. A newcomer whose part
-holds fewer than that quota takes the slot of the least recently seen entry of the most crowded
-part, if that part is above quota (``REPLACED``); otherwise the usual ping rule applies. Why:
+Spread within a bucket (``spread_bits``, off by default; 4 for k = 20; at most log2(k)). A
+bucket's subtree splits into ``2**spread_bits`` parts by the next bits of the distance; a full
+bucket keeps at least ``k >> spread_bits`` entries per part (k = 20: one in each of 16 parts)
+when peers of that part come along. A newcomer whose part holds fewer than that quota takes
+the slot of the least recently seen entry of the most crowded part, if that part is above
+quota (``REPLACED``); otherwise the usual ping rule applies. Why:
 tables filled by lookups hold the peers met near a few keys, crowded into one corner of each
 far bucket; a spread bucket's best entry shares more bits with any target, so lookups take
-fewer rounds (docs/simulator.md, "Spread within a bucket"). Old peers still keep their place:
+fewer rounds (docs/simulator.md, "Spread within a k-bucket"). Old peers still keep their place:
 only entries above their part's quota can be replaced, so a flood of newcomers can at most even
 out a bucket, never empty a part. The idea is the Kademlia paper's sub-buckets (section 4.2).
+Off by default: an attacker that grinds ids next to one key gets the empty part of every far
+bucket that holds the key, the one entry lookups for that key go to first (measured: the
+eclipse benchmark, docs/simulator.md).
 
 ``closest(target, n)`` does not sort the whole table: entries of the bucket that shares the
 target's prefix are nearest, then all deeper buckets together, then shallower buckets one by one
@@ -67,7 +70,7 @@ class RoutingTable:
         local_id: PeerId,
         k: int = 20,
         local_key: int | None = None,
-        spread_bits: int = 4,
+        spread_bits: int = 0,
     ) -> None:
         if k < 1:
             raise ValueError("k must be at least 1")

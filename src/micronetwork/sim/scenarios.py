@@ -65,7 +65,7 @@ class RunParams:
     targets: int = 10
     join_rate: float = 50.0
     bootstrap_contacts: int = 1  # super nodes a join asks at first (KademliaConfig)
-    spread_bits: int = 4  # KademliaConfig.bucket_spread_bits (0: plain least-recently-seen)
+    spread_bits: int = 0  # KademliaConfig.bucket_spread_bits (0: plain least-recently-seen)
     topology: Any = None  # a Topology (latency from a networkx graph) or None
     # gossip scenarios
     degree: int = 20  # connections per node (random regular graph)
