@@ -114,11 +114,7 @@ class YamuxStream(IMuxedStream):
             out, chunks[0] = [first[:n]], first[n:]
             size = n
         else:
-            out, size = [], 0
-            while chunks and size + len(chunks[0]) <= n:
-                part = chunks.popleft()
-                out.append(part)
-                size += len(part)
+            out, size = self._pop_whole(n)
         self._buffered -= size
         self._consumed(size)
         if not waited:
@@ -138,6 +134,17 @@ class YamuxStream(IMuxedStream):
             waited = True
         return waited
 
+    def _pop_whole(self, n: int) -> tuple[list[bytes | memoryview], int]:
+        """Whole chunks from the front while they fit in ``n`` bytes, and their size."""
+        chunks = self._chunks
+        out: list[bytes | memoryview] = []
+        size = 0
+        while chunks and size + len(chunks[0]) <= n:
+            part = chunks.popleft()
+            out.append(part)
+            size += len(part)
+        return out, size
+
     def _consumed(self, n: int) -> None:
         conn = self.conn
         conn.session.consumed(self.stream_id, n)
@@ -153,12 +160,7 @@ class YamuxStream(IMuxedStream):
             if len(first) > n:
                 data, chunks[0] = _as_bytes(first[:n]), first[n:]
             else:
-                parts, size = [], 0
-                while chunks and size + len(chunks[0]) <= n:
-                    part = chunks.popleft()
-                    parts.append(part)
-                    size += len(part)
-                data = b"".join(parts)
+                data = b"".join(self._pop_whole(n)[0])
         self._buffered -= len(data)
         return data
 
