@@ -7,6 +7,7 @@ trio.
 
 from .call import Direction, Role, RpcCall
 from .client_call import ClientCall
+from .frame_reader import FrameReader
 from .frames import (
     DEFAULT_MAX_MESSAGE_SIZE,
     KINDS,
@@ -15,7 +16,6 @@ from .frames import (
     Data,
     End,
     Frame,
-    FrameReader,
     Kind,
     Open,
     Status,

@@ -38,13 +38,13 @@ from __future__ import annotations
 import enum
 
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .frame_reader import FrameReader
 from .frames import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Cancel,
     Data,
     End,
     Frame,
-    FrameReader,
     Kind,
     Open,
     Status,

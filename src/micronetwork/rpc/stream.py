@@ -34,10 +34,10 @@ from dataclasses import dataclass
 
 from ..errors import LocalProtocolError, MessageTooLarge, RemoteProtocolError
 from .call import Role, RpcCall
+from .frame_reader import FrameReader
 from .frames import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Frame,
-    FrameReader,
     Open,
     OversizedFrame,
     Status,
