@@ -49,7 +49,11 @@ async def test_dht_find_node_values_and_providers_both_ways(p2pd_factory) -> Non
             peer = await stack.enter_async_context(
                 Node.open(NodeConfig.peer(kademlia=KAD, bootstrap=(sup.addrs[0],)))
             )
-            # FIND_NODE through each other.
+            # FIND_NODE through each other. The super node learns the peer's listen addresses
+            # from identify, which can finish after the peer's join returned; until then it
+            # would name the peer to go without addresses (seen once in CI).
+            while not any(e.peer_id == peer.peer_id and e.addrs for e in sup.routing_table()):
+                await trio.sleep(0.01)
             found = await daemon.find_peer(bytes(peer.peer_id))
             assert found.id == bytes(peer.peer_id)
             ours = found.addr_strs[0]
