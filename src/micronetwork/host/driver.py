@@ -117,6 +117,7 @@ class HostDriver:
         self._idle_timeout = stream_idle_timeout
         self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
+        self._armed = math.inf  # the deadline the timer loop waits for
         self._tokens = itertools.count(1)
         self._slots: dict[int, _Slot] = {}
         self._pool: dict[tuple[PeerId, str], list[INetStream]] = {}
@@ -212,14 +213,20 @@ class HostDriver:
                     nursery.start_soon(self._disconnect, cmd.peer, cmd.reason)
             elif isinstance(cmd, Dial) and nursery is not None:
                 nursery.start_soon(self._dial_quietly, cmd.peer, cmd.addrs)
-        self._wake.set()
+        # Wake the timer loop only if the core now wants it earlier than it waits for (a
+        # wake-up per pump cost a task switch, an Event and a cancel scope for nothing).
+        deadline = self.core.next_deadline()
+        if deadline is not None and deadline < self._armed:
+            self._wake.set()
 
     async def _timer_loop(self) -> None:
         while not self.closed:
             deadline = self.core.next_deadline()
+            self._armed = deadline if deadline is not None else math.inf
             self._wake = trio.Event()
-            with trio.move_on_at(deadline if deadline is not None else math.inf):
+            with trio.move_on_at(self._armed):
                 await self._wake.wait()
+            self._armed = -math.inf  # awake: pumps need not wake it again
             if self.closed:
                 return
             now = self.now()
