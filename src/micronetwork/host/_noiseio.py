@@ -12,6 +12,7 @@ but a Noise session over TCP, and the muxer then uses the session's own read and
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -88,6 +89,10 @@ class NoiseFrames:
         self._decrypt = _CipherState.of(state, decrypt=True)
         self._buf = bytearray()
         self._leftover = leftover  # plaintext py-libp2p's session had already read
+        # The stdlib socket under trio's, read directly (see _receive); None: trio's reads.
+        raw = getattr(getattr(sock, "socket", None), "_sock", None)
+        self._raw: socket.socket | None = raw if isinstance(raw, socket.socket) else None
+        self._drained = True  # the last read left nothing behind in the socket
 
     @classmethod
     def attach(cls, secured: Any) -> NoiseFrames | None:
@@ -120,7 +125,7 @@ class NoiseFrames:
             return [out]
         buf = self._buf
         while True:
-            data = await self._sock.receive_some(RECV_SIZE)
+            data = await self._receive()
             if not data:
                 if buf:
                     raise ConnectionError("the connection ended inside a Noise message")
@@ -128,6 +133,33 @@ class NoiseFrames:
             parts = self._decrypt_ready(data)
             if parts:
                 return parts
+
+    async def _receive(self) -> bytes:
+        """What the socket has, up to ``RECV_SIZE`` (b"" at its end). trio's ``receive_some``
+        tries ``recv`` first and waits only after it failed; the muxer reads again as soon as it
+        has handled a read, so most tries failed (an exception and a context manager each).
+        After a short read (the socket was drained) this waits for readability first."""
+        raw = self._raw
+        if raw is None:
+            return await self._sock.receive_some(RECV_SIZE)
+        waited = False
+        if self._drained:
+            await trio.lowlevel.wait_readable(raw)
+            waited = True
+        while True:
+            try:
+                data = raw.recv(RECV_SIZE)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(raw)
+                waited = True
+                continue
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"socket read failed: {exc}") from exc
+            break
+        if not waited:
+            await trio.lowlevel.checkpoint()
+        self._drained = len(data) < RECV_SIZE
+        return data
 
     def _decrypt_ready(self, data: bytes) -> list[bytes]:
         """Decrypt every message completed by ``data``: the one begun in an earlier read
