@@ -143,14 +143,15 @@ class NoiseFrames:
         if raw is None:
             return await self._sock.receive_some(RECV_SIZE)
         waited = False
+        fd = raw.fileno()  # what trio waits on for a socket object too
         if self._drained:
-            await trio.lowlevel.wait_readable(raw)
+            await trio.lowlevel.wait_readable(fd)
             waited = True
         while True:
             try:
                 data = raw.recv(RECV_SIZE)
             except BlockingIOError:
-                await trio.lowlevel.wait_readable(raw)
+                await trio.lowlevel.wait_readable(fd)
                 waited = True
                 continue
             except OSError as exc:
