@@ -1,4 +1,5 @@
-"""The static checks CI runs with the tests: mypy --strict on the library, ruff on the tree."""
+"""The static checks CI runs with the tests: mypy --strict on the library, ruff on the tree,
+and that a non-editable install would ship every module."""
 
 from __future__ import annotations
 
@@ -29,3 +30,19 @@ def test_ruff() -> None:
         pytest.skip("ruff is not installed")
     result = _run("ruff", "check", "src", "tests", "examples", "benchmarks")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_module_is_in_a_package() -> None:
+    """setup.cfg finds packages with ``find:``, which skips a folder without ``__init__.py``:
+    the editable install the tests use still imports it, a wheel silently leaves it out
+    (``micronetwork.host`` was missing from every wheel until 2026-11-29)."""
+    from setuptools import find_packages
+
+    src = ROOT / "src"
+    found = set(find_packages(str(src)))
+    folders = {p.parent for p in (src / "micronetwork").rglob("*.py")}
+    missing = sorted(
+        str(f.relative_to(src)) for f in folders
+        if ".".join(f.relative_to(src).parts) not in found
+    )
+    assert not missing, f"folders with modules but no __init__.py (left out of wheels): {missing}"
