@@ -53,6 +53,7 @@ from .errors import (
 from .gossip import Message, TopicStats
 from .host.build import build_host, quiet_libp2p_logging
 from .host.driver import HostDriver, to_libp2p_id
+from .host.rpc import RpcTransport
 from .identity.keys import KeyPair
 from .identity.peerid import PeerId
 from .kademlia import PeerAdded, PeerRemoved, QueryFinished
@@ -60,7 +61,6 @@ from .netview import NetviewConfig, NodeExpired, NodeSeen
 from .netview.view import NetworkView, NodeView
 from .registry import FetchFinished, ServiceEvent
 from .registry.record import service_key
-from .rpc import RpcTransport
 from .service.broker import Broker
 from .service.client import Client
 from .service.registry import Registry

@@ -13,8 +13,8 @@ import trio
 from test_rpc_transport import LIMIT, echo, rpc_pair
 
 from micronetwork.errors import CallCancelled, DeadlineExceeded, MessageTooLarge, RemoteError
+from micronetwork.host.rpc.client_conn import ClientStream
 from micronetwork.rpc import PoolConfig, RpcTransport, ServerCall
-from micronetwork.rpc.client_conn import ClientStream
 
 pytestmark = pytest.mark.integration
 

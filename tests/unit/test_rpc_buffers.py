@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from micronetwork.errors import MessageTooLarge, RemoteProtocolError
 from micronetwork.framing import encode_varint
 from micronetwork.host._noiseio import NoiseFrames
+from micronetwork.host.rpc._outbox import Outbox
 from micronetwork.rpc import Cancel, Data, End, Frame, FrameReader, Status, encode_frame
 from micronetwork.rpc import frames as frames_module
-from micronetwork.rpc._outbox import Outbox
 from micronetwork.rpc.frames import FRAME_OVERHEAD, OversizedFrame, decode_item
 from micronetwork.yamux.session import StreamData, YamuxSession
 

@@ -1,7 +1,10 @@
-"""Stream I/O helpers shared by the host driver's modules: peer id conversion, reading one
-varint-framed message, closing and resetting without raising."""
+"""Stream I/O helpers shared by the host driver's modules: peer id conversion, the muxer's
+stream under py-libp2p's, reading one varint-framed message, closing and resetting without
+raising."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from libp2p.abc import INetStream
 from libp2p.peer.id import ID
@@ -10,7 +13,17 @@ from ..errors import RemoteProtocolError
 from ..framing import FrameDecoder
 from ..identity.peerid import PeerId
 
-__all__ = ["abort_stream", "close_stream", "from_libp2p_id", "read_frame", "to_libp2p_id"]
+__all__ = [
+    "abort_stream", "close_stream", "from_libp2p_id", "muxed_of", "read_frame", "to_libp2p_id",
+]
+
+
+def muxed_of(stream: Any) -> Any:
+    """The muxer's stream under py-libp2p's ``NetStream`` (anything else: itself). Gossip
+    and RPC streams read and write it directly: the wrapper's state lock costs two lock round
+    trips and a coroutine layer per call. EOF is still ``EOFError``; opening, closing and
+    resetting still go through the ``NetStream``."""
+    return getattr(stream, "muxed_stream", stream)
 
 
 def to_libp2p_id(peer: PeerId) -> ID:

@@ -23,7 +23,14 @@ from ..framing import FrameDecoder, encode_frame
 from ..gossip.commands import Send
 from ..gossip.messages import RPC, merge_controls
 from ..identity.peerid import PeerId
-from ._streamio import abort_stream, close_stream, from_libp2p_id, read_frame, to_libp2p_id
+from ._streamio import (
+    abort_stream,
+    close_stream,
+    from_libp2p_id,
+    muxed_of,
+    read_frame,
+    to_libp2p_id,
+)
 
 if TYPE_CHECKING:
     from .driver import HostDriver
@@ -62,14 +69,6 @@ def coalesce_rpcs(items: list[tuple[Send, bytes]], encode: Callable[[RPC], bytes
             parts.append(encode(RPC(subscriptions=rpc.subscriptions, publish=rpc.publish)))
     parts.append(encode(RPC(control=merge_controls(controls))))
     return b"".join(parts)
-
-
-def _muxed(stream: INetStream) -> Any:
-    """The muxer's stream under py-libp2p's ``NetStream``: reads and writes go to it directly
-    (the wrapper's state lock costs two lock round trips and a coroutine layer per call, on
-    every gossip RPC); EOF is still ``EOFError``, and closing and resetting still go through
-    the ``NetStream``."""
-    return getattr(stream, "muxed_stream", stream)
 
 
 class LongStreams:
@@ -156,7 +155,7 @@ class LongStreams:
                     if stream is None:
                         await self._d.ensure_connected(cmd.peer, ())
                         stream = await self._d.host.new_stream(to_libp2p_id(peer), [cmd.protocol])
-                        muxed = _muxed(stream)
+                        muxed = muxed_of(stream)
                     await muxed.write(encode_frame(coalesce_rpcs(items, encode), max_size))
                     self._d.counters["stream_writes"] += 1
                     self._d.counters["stream_rpcs"] += len(items)
@@ -226,7 +225,7 @@ class LongStreams:
         decoder = FrameDecoder(self._d.core.max_message_size(protocol))
         self._d.core.on_stream_opened(peer, protocol, self._d.now())
         self._d.pump()
-        muxed = _muxed(stream)
+        muxed = muxed_of(stream)
         try:
             while not self._d.closed:
                 frame = await read_frame(muxed, decoder)

@@ -1,12 +1,16 @@
 """RPC over libp2p streams: ``/micronetwork/rpc/1.1.0`` (see docs/rpc.md).
 
-:mod:`.frames` (the wire format), :mod:`.call` (the per-call state machine) and :mod:`.stream`
-(the calls on one stream) are sans-IO; :mod:`.transport` runs calls on a py-libp2p host with
-trio.
+This package is the sans-IO core: :mod:`.frames` (the wire format), :mod:`.frame_reader`
+(frames out of a byte stream), :mod:`.call` (the per-call state machine) and :mod:`.stream`
+(the calls on one stream). The trio driver that runs them on a py-libp2p host is
+:mod:`micronetwork.host.rpc`; its public names (``RpcTransport``, ``ClientCall``,
+``ServerCall``, ``PoolConfig``, ``RPC_PROTOCOL``) are importable from here too, loaded on
+first use, so that the core modules do not depend on the driver.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .call import Direction, Role, RpcCall
-from .client_call import ClientCall
 from .frame_reader import FrameReader
 from .frames import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -22,9 +26,29 @@ from .frames import (
     decode_frame,
     encode_frame,
 )
-from .server_call import ServerCall
 from .stream import StreamCore
-from .transport import RPC_PROTOCOL, PoolConfig, RpcTransport
+
+if TYPE_CHECKING:
+    from ..host.rpc.client_call import ClientCall
+    from ..host.rpc.server_call import ServerCall
+    from ..host.rpc.transport import RPC_PROTOCOL, PoolConfig, RpcTransport
+
+_DRIVER = {
+    "ClientCall": "client_call",
+    "ServerCall": "server_call",
+    "RPC_PROTOCOL": "transport",
+    "PoolConfig": "transport",
+    "RpcTransport": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _DRIVER.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"..host.rpc.{module}", __name__), name)
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",

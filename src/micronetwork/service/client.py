@@ -49,8 +49,8 @@ from .registry import ServiceInstance
 from .schema import validate
 
 if TYPE_CHECKING:
+    from ..host.rpc import ClientCall
     from ..node import Node
-    from ..rpc import ClientCall
 
 __all__ = ["Client", "Stub"]
 

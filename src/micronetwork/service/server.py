@@ -22,7 +22,7 @@ from typing import Any
 import trio
 
 from ..errors import BadRequest, CallCancelled, ConfigError, MessageTooLarge, RemoteError
-from ..rpc import ServerCall
+from ..host.rpc import ServerCall
 from .service import CallContext, Endpoint, Service, error_from_exception
 
 __all__ = ["Server"]

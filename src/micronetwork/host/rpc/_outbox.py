@@ -17,6 +17,7 @@ from typing import Any
 
 import trio
 
+from .._streamio import muxed_of
 from ._io import ABORT_TIMEOUT, StreamBroken, write
 
 __all__ = ["HIGH_WATER", "Outbox"]
@@ -114,7 +115,7 @@ class Outbox:
     async def run(self) -> None:
         """The writer: until :meth:`close` (then FIN) or :meth:`fail`."""
         stream = self._stream
-        muxed = getattr(stream, "muxed_stream", stream)
+        muxed = muxed_of(stream)
         try:
             while self.broken is None:
                 if not self._size:
@@ -147,7 +148,7 @@ class Outbox:
         if self.broken is not None or not self._size:
             return
         data = self._take()
-        muxed = getattr(self._stream, "muxed_stream", self._stream)
+        muxed = muxed_of(self._stream)
         with trio.CancelScope(shield=True, deadline=trio.current_time() + ABORT_TIMEOUT):
             try:
                 await write(muxed, data, self._counters)

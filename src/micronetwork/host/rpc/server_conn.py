@@ -31,14 +31,15 @@ from typing import Any
 
 import trio
 
-from ..errors import MessageTooLarge, RemoteProtocolError
-from ..identity.peerid import PeerId
+from ...errors import MessageTooLarge, RemoteProtocolError
+from ...identity.peerid import PeerId
+from ...rpc.call import Direction, Role
+from ...rpc.frames import Cancel, Data, End, Status, encode_frame
+from ...rpc.stream import CallFailed, CallOpened, CallRefused, FrameReceived, StreamCore
+from .._streamio import muxed_of
 from ._io import StreamBroken, read_chunks, reset_quietly
 from ._outbox import Outbox
-from .call import Direction, Role
-from .frames import Cancel, Data, End, Status, encode_frame
 from .server_call import Handler, ServerCall
-from .stream import CallFailed, CallOpened, CallRefused, FrameReceived, StreamCore
 
 __all__ = ["ServerLimits", "serve_stream"]
 
@@ -146,7 +147,7 @@ class ServerStream:
             self._read_scope.cancel()
 
     async def _read_loop(self) -> None:
-        muxed = getattr(self.stream, "muxed_stream", self.stream)
+        muxed = muxed_of(self.stream)
         deadline = trio.current_time() + self.limits.open_timeout
         while not self._stop_reading:
             with trio.CancelScope(deadline=deadline) as scope:

@@ -27,14 +27,14 @@ import trio
 from libp2p.abc import INetConn, INetStream, INotifee
 from libp2p.peer.id import ID
 
-from ..errors import ConfigError, DeadlineExceeded, NetworkError
-from ..identity.peerid import PeerId
+from ...errors import ConfigError, DeadlineExceeded, NetworkError
+from ...identity.peerid import PeerId
+from ...rpc.call import Role, RpcCall
+from ...rpc.frames import DEFAULT_MAX_MESSAGE_SIZE, Kind, Open, check_open
 from ._io import reset_quietly
 from ._pool import PoolConfig, StreamPool
-from .call import Role, RpcCall
 from .client_call import ClientCall
 from .client_conn import ClientStream
-from .frames import DEFAULT_MAX_MESSAGE_SIZE, Kind, Open, check_open
 from .server_call import ServerCall
 from .server_conn import ServerLimits, serve_stream
 

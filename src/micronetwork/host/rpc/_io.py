@@ -8,14 +8,14 @@ from typing import Any
 
 import trio
 
-from ..errors import (
+from ...errors import (
     CallCancelled,
     DeadlineExceeded,
     MessageTooLarge,
     MicronetworkError,
     RemoteError,
 )
-from .frames import Status
+from ...rpc.frames import Status
 
 CHUNK = 256 * 1024  # bytes asked of one stream read
 ABORT_TIMEOUT = 1.0  # how long a Cancel / final Status may take to write while shutting down

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import trio
 
-from ..identity.peerid import PeerId
+from ...identity.peerid import PeerId
 from .client_conn import ClientStream
 
 __all__ = ["PoolConfig", "StreamPool"]

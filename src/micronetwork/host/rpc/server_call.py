@@ -26,17 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..errors import (
+from ...errors import (
     CallCancelled,
     DeadlineExceeded,
     LocalProtocolError,
     MessageTooLarge,
     RemoteError,
 )
-from ..identity.peerid import PeerId
+from ...identity.peerid import PeerId
+from ...rpc.call import Direction, RpcCall
+from ...rpc.frames import END, MAX_STATUS_MESSAGE, OK, Data, Frame, Kind, Status
 from ._io import StreamBroken
-from .call import Direction, RpcCall
-from .frames import END, MAX_STATUS_MESSAGE, OK, Data, Frame, Kind, Status
 
 if TYPE_CHECKING:
     from .server_conn import ServerStream

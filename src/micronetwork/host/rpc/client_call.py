@@ -28,17 +28,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from ..errors import (
+from ...errors import (
     CallCancelled,
     DeadlineExceeded,
     LocalProtocolError,
     MicronetworkError,
     RemoteProtocolError,
 )
-from ..identity.peerid import PeerId
+from ...identity.peerid import PeerId
+from ...rpc.call import RpcCall
+from ...rpc.frames import END, Cancel, Data, Frame, Kind, Status
 from ._io import ABORT_TIMEOUT, StreamBroken, status_error
-from .call import RpcCall
-from .frames import END, Cancel, Data, Frame, Kind, Status
 
 if TYPE_CHECKING:
     from .client_conn import ClientStream

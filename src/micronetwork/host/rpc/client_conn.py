@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..errors import MessageTooLarge, MicronetworkError, RemoteProtocolError
-from ..identity.peerid import PeerId
+from ...errors import MessageTooLarge, MicronetworkError, RemoteProtocolError
+from ...identity.peerid import PeerId
+from ...rpc.call import Role
+from ...rpc.frames import Cancel, Data, Status
+from ...rpc.stream import CallFailed, FrameReceived, StreamCore
+from .._streamio import muxed_of
 from ._io import ABORT_TIMEOUT, StreamBroken, read_chunks, reset_quietly
 from ._outbox import Outbox
-from .call import Role
-from .frames import Cancel, Data, Status
-from .stream import CallFailed, FrameReceived, StreamCore
 
 if TYPE_CHECKING:
     from .client_call import ClientCall
@@ -151,7 +152,7 @@ class ClientStream:
 
     async def _read_loop(self, deadline: float) -> None:
         """Read until the stream ends; close it when idle (no call holds a slot) too long."""
-        muxed = getattr(self.stream, "muxed_stream", self.stream)
+        muxed = muxed_of(self.stream)
         while True:
             with trio.CancelScope(deadline=deadline) as scope:
                 self._read_scope = scope
