@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from micronetwork.errors import MessageTooLarge, RemoteProtocolError
 from micronetwork.framing import encode_varint
+from micronetwork._buffers import after
 from micronetwork.host._noiseio import NoiseFrames
 from micronetwork.host.rpc._outbox import Outbox
 from micronetwork.rpc import Cancel, Data, End, Frame, FrameReader, Status, encode_frame
@@ -224,17 +225,56 @@ async def test_the_outbox_writes_what_was_queued_in_order_and_drains() -> None:
 # -- yamux output, Noise input ----------------------------------------------------------------
 
 
-def test_yamux_output_buffer_and_views() -> None:
+def test_yamux_output_parts_and_views() -> None:
     a, b = YamuxSession(is_initiator=True), YamuxSession(is_initiator=False)
     sid = a.open_stream()
-    b.receive(bytes(a.take_output_buffer()))
+    b.receive(b"".join(a.take_output_parts()))
     data = bytearray(b"z" * 70_000)
     assert a.send(sid, memoryview(data)) == 70_000
-    out = a.take_output_buffer()
+    assert a.output_size == 70_000 + 2 * 12  # two DATA frames
+    out = a.take_output_parts()
     data[:] = b"q" * 70_000  # the sender's buffer was copied
     assert a.output_size == 0 and a.take_output() == b""
-    got = b"".join(ev.data for ev in b.receive(memoryview(out)) if isinstance(ev, StreamData))
+    got = b"".join(ev.data for ev in b.receive(b"".join(out)) if isinstance(ev, StreamData))
     assert got == b"z" * 70_000
+    body = b"y" * 100_000  # immutable: queued as views of it, not copied
+    assert a.send(sid, body) == 100_000
+    parts = a.take_output_parts()
+    views = [p for p in parts if isinstance(p, memoryview)]
+    assert len(parts) == 4 and len(views) == 2 and all(v.obj is body for v in views)
+    small = b"s" * 10  # a whole small body is queued as it is
+    assert a.send(sid, small) == 10
+    assert a.take_output_parts()[1] is small
+
+
+@given(sizes=st.lists(st.sampled_from([0, 1, 11, 65507, 65508, 70_000]) | st.integers(0, 200_000),
+                      min_size=1, max_size=5),
+       views=st.lists(st.booleans(), min_size=5, max_size=5))
+@settings(max_examples=60, deadline=None)
+def test_yamux_send_parts_frames_them_as_one_string(sizes: list[int], views: list[bool]) -> None:
+    """Frames cut across the parts are those of one send of the parts joined (the window
+    included: a send stops at the credit, and the rest follows once it is granted)."""
+    parts: list[bytes | memoryview] = [
+        memoryview(bytes([i + 1]) * n) if views[i] else bytes([i + 1]) * n
+        for i, n in enumerate(sizes)]
+    joined = b"".join(bytes(p) for p in parts)
+    a, b = YamuxSession(is_initiator=True), YamuxSession(is_initiator=True)
+    sa, sb = a.open_stream(), b.open_stream()
+    rest: list[bytes | memoryview] = [p for p in parts if len(p)]
+    sent = a.send_parts(sa, rest)
+    assert sent == b.send(sb, joined) == min(len(joined), 256 * 1024)
+    size = a.output_size
+    wire_a, wire_b = b"".join(a.take_output_parts()), b.take_output()
+    assert wire_a == wire_b and len(wire_a) == size and a.output_size == 0
+    assert b"".join(bytes(p) for p in after(rest, sent)) == joined[sent:]
+
+
+def test_after_drops_the_first_bytes_without_copies() -> None:
+    body = b"abcdef"
+    rest = after([b"xy", body, b"z"], 4)
+    assert [bytes(p) for p in rest] == [b"cdef", b"z"]
+    assert isinstance(rest[0], memoryview) and rest[0].obj is body
+    assert after([b"xy", b"z"], 3) == [] and after([b"xy"], 0) == [b"xy"]
 
 
 class _FakeSock:
@@ -262,24 +302,38 @@ class _Plain:
         return data[:-16]
 
 
-@given(sizes=st.lists(st.integers(0, 150_000), min_size=1, max_size=4),
+@given(sizes=st.lists(st.integers(0, 150_000), min_size=1, max_size=6),
+       groups=st.lists(st.integers(1, 3), min_size=1, max_size=6),
        cuts=st.lists(st.integers(min_value=1, max_value=300_000), min_size=1, max_size=20))
 @settings(max_examples=60, deadline=None)
-def test_noise_messages_split_anyhow_give_the_same_plaintext(sizes: list[int],
-                                                             cuts: list[int]) -> None:
+def test_noise_messages_split_anyhow_give_the_same_plaintext(
+        sizes: list[int], groups: list[int], cuts: list[int]) -> None:
+    """Writes of several parts (bytes, views of bytes, empty ones) however they are cut into
+    messages, read back however the socket splits them: the same plaintext, and no message
+    over the limit."""
     async def main() -> None:
         out = _FakeSock([])
         writer = NoiseFrames(out, _Plain())  # type: ignore[arg-type]
         plain = [bytes([i % 256]) * size for i, size in enumerate(sizes)]
-        for p in plain:
-            if p:
-                await writer.write(bytearray(p) if len(p) % 2 else p)
-        reader = NoiseFrames(_FakeSock(_split(b"".join(out._chunks), cuts)),  # type: ignore[arg-type]
+        parts: list[bytes | memoryview] = [memoryview(p)[1:] if len(p) % 2 else p for p in plain]
+        pos, g = 0, 0
+        while pos < len(parts):
+            n = groups[g % len(groups)]
+            await writer.write(parts[pos:pos + n])
+            pos, g = pos + n, g + 1
+        wire = b"".join(out._chunks)
+        at, lengths = 0, []
+        while at < len(wire):
+            n = int.from_bytes(wire[at:at + 2], "big")
+            lengths.append(n)
+            at += 2 + n
+        assert at == len(wire) and all(16 < n <= 65535 for n in lengths)
+        reader = NoiseFrames(_FakeSock(_split(wire, cuts)),  # type: ignore[arg-type]
                              _Plain(), leftover=b"left")
         got = bytearray()
         while data := await reader.read():
             got += data
-        assert bytes(got) == b"left" + b"".join(plain)
+        assert bytes(got) == b"left" + b"".join(bytes(p) for p in parts)
 
     trio.run(main)
 
@@ -365,15 +419,16 @@ async def test_noise_writes_go_out_whole_over_a_real_socket() -> None:
     got = bytearray()
 
     async def read_all() -> None:
-        while len(got) < sum(sizes):
+        while len(got) < 2 * sum(sizes):
             for part in await reader.read_parts():
                 got.extend(part)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(read_all)
         for p in plain:
-            await writer.write(p)
-    assert bytes(got) == b"".join(plain)
+            await writer.write([p])
+        await writer.write(plain)  # all at once: more than the kernel takes in one sendmsg
+    assert bytes(got) == b"".join(plain) * 2
     await left.aclose()
     assert await reader.read_parts() == []
     await right.aclose()

@@ -4,7 +4,8 @@ After the handshake py-libp2p's Noise session reads each message as a 2-byte len
 body, through three layers, each with a trio lock (a scheduler pass) per call, and writes the
 length and body of each message the same way. For the muxer, which owns the connection once
 it runs, this reads whatever the socket has (up to 256 KiB at once) and decrypts every
-complete message in it, and writes all messages of one output in a single ``send_all``. The
+complete message in it, and writes all messages of one output with ``sendmsg`` (the muxer's
+queued pieces are gathered into each message's plaintext with one join: no copy before). The
 cipher states are py-libp2p's (from its handshake, via the ``noise`` library), used in the
 same order, so the wire is unchanged. :meth:`NoiseFrames.attach` returns None for anything
 but a Noise session over TCP, and the muxer then uses the session's own read and write.
@@ -13,10 +14,12 @@ but a Noise session over TCP, and the muxer then uses the session's own read and
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
+
+from .._buffers import after
 
 __all__ = ["MAX_PLAINTEXT", "NoiseFrames"]
 
@@ -193,27 +196,53 @@ class NoiseFrames:
                     buf += view[pos:]
         return parts
 
-    async def write(self, data: bytes | bytearray) -> None:
-        """``data`` as Noise messages of at most ``MAX_PLAINTEXT`` bytes, in one send
-        (each message encrypted from a view of ``data``; the lengths and ciphertexts handed
-        to the kernel as they are, with ``sendmsg``, not joined first)."""
-        out: list[bytes] = []
-        with memoryview(data) as view:
-            for i in range(0, len(data), MAX_PLAINTEXT):
-                ct = self._encrypt(view[i:i + MAX_PLAINTEXT])
-                out.append(len(ct).to_bytes(2, "big"))
-                out.append(ct)
+    async def write(self, parts: Sequence[bytes | memoryview]) -> None:
+        """``parts`` (in order, as one byte string) as Noise messages of at most
+        ``MAX_PLAINTEXT`` bytes, in one send. Each message's plaintext is gathered from the
+        parts it spans with one join (a part that fills a message alone is encrypted from a
+        view of it, not copied); the lengths and ciphertexts go to the kernel as they are,
+        with ``sendmsg``, not joined first."""
+        out: list[bytes | memoryview] = []
+        encrypt = self._encrypt
+        cur: list[bytes | memoryview] = []  # the pieces of the message being gathered
+        room = MAX_PLAINTEXT
+        for part in parts:
+            size, pos = len(part), 0
+            if size > room:  # the part ends this message (and maybe fills more)
+                view = part if type(part) is memoryview else memoryview(part)
+                while size - pos > room:
+                    if room:
+                        cur.append(view[pos:pos + room])
+                        pos += room
+                    ct = encrypt(cur[0] if len(cur) == 1 else b"".join(cur))
+                    out.append(len(ct).to_bytes(2, "big"))
+                    out.append(ct)
+                    cur.clear()
+                    room = MAX_PLAINTEXT
+                part = view[pos:]
+            if size > pos:
+                cur.append(part)
+                room -= size - pos
+        if cur:
+            ct = encrypt(cur[0] if len(cur) == 1 else b"".join(cur))
+            out.append(len(ct).to_bytes(2, "big"))
+            out.append(ct)
+        await self._send(out)
+
+    async def _send(self, out: list[bytes | memoryview]) -> None:
+        """All of ``out``, in order: ``sendmsg`` while the kernel takes it (when the
+        socket's buffer is full, what is left goes in the next call, after waiting for
+        room), nothing joined."""
         sock = getattr(self._sock, "socket", None)
-        if len(out) <= _MAX_IOV and hasattr(sock, "sendmsg"):
-            assert sock is not None
-            total = sum(map(len, out))
+        if not hasattr(sock, "sendmsg"):
+            await self._sock.send_all(b"".join(out))
+            return
+        assert sock is not None
+        while out:
+            batch = out[:_MAX_IOV]
             try:
-                sent = await sock.sendmsg(out)
+                sent = await sock.sendmsg(batch)
             except OSError as exc:  # as SocketStream.send_all reports it
                 raise trio.BrokenResourceError from exc
-            if sent == total:
-                return
-            rest = memoryview(b"".join(out))[sent:]  # the kernel's buffer was full: the rest
-        else:
-            rest = memoryview(b"".join(out))
-        await self._sock.send_all(rest)
+            out = after(out, sent)
+

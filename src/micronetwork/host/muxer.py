@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -44,6 +44,7 @@ from libp2p.stream_muxer.exceptions import (
 )
 from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
 
+from .._buffers import after
 from ..errors import RemoteProtocolError
 from ..yamux.session import (
     GO_AWAY_NORMAL,
@@ -172,23 +173,28 @@ class YamuxStream(IMuxedStream):
     # -- writing --------------------------------------------------------------------------
 
     async def write(self, data: bytes) -> None:
+        await self.write_parts((data,))
+
+    async def write_parts(self, parts: Sequence[bytes | memoryview]) -> None:
+        """:meth:`write` of ``parts`` as one byte string, without joining them: the session
+        cuts frames across them and queues views of immutable bytes (no copy until each
+        Noise message is gathered)."""
         conn = self.conn
-        view = memoryview(data)
-        off, total = 0, len(view)
         waited = False
-        while off < total:
+        rest = [p for p in parts if len(p)]
+        while rest:
             self._check_writable()
             if conn.session.output_size >= HIGH_WATER:
                 await conn.wait_for_space()
                 waited = True
                 continue
             try:
-                sent = conn.session.send(self.stream_id, view[off:])
+                sent = conn.session.send_parts(self.stream_id, rest)
             except RemoteProtocolError as exc:
                 self._check_writable()
                 raise MuxedStreamClosed(str(exc)) from exc
             if sent:
-                off += sent
+                rest = after(rest, sent)
                 conn.kick()
                 continue
             self._writable = trio.Event()
@@ -269,10 +275,10 @@ class YamuxConnection(IMuxedConn):
         # each Noise message's plaintext apart: the session takes them one by one (no join)
         self._read: Callable[[], Awaitable[list[bytes]]] = \
             frames.read_parts if frames is not None else self._read_secured
-        # NoiseFrames takes the session's output buffer as it is (no copy); py-libp2p's
-        # sessions want bytes
-        self._write: Callable[[bytes | bytearray], Awaitable[None]] = \
-            frames.write if frames is not None else self._write_bytes
+        # NoiseFrames takes the session's output pieces as they are (each Noise message is
+        # gathered from them with one join); py-libp2p's sessions want one bytes
+        self._write: Callable[[list[bytes | memoryview]], Awaitable[None]] = \
+            frames.write if frames is not None else self._write_joined
         self.on_close = on_close
         self.event_started = trio.Event()
         self.event_closed = trio.Event()
@@ -297,8 +303,8 @@ class YamuxConnection(IMuxedConn):
     def is_closed(self) -> bool:
         return self._closing
 
-    async def _write_bytes(self, data: bytes | bytearray) -> None:
-        await self.secured_conn.write(bytes(data))
+    async def _write_joined(self, parts: list[bytes | memoryview]) -> None:
+        await self.secured_conn.write(b"".join(parts))
 
     async def _read_secured(self) -> list[bytes]:
         data: bytes = await self.secured_conn.read()
@@ -391,7 +397,7 @@ class YamuxConnection(IMuxedConn):
             except trio.WouldBlock:
                 await lock.acquire()
             try:
-                data = session.take_output_buffer()
+                data = session.take_output_parts()
                 self._space.unpark_all()
                 try:
                     await self._write(data)
@@ -418,7 +424,7 @@ class YamuxConnection(IMuxedConn):
         """Write what is queued (a GO_AWAY) when the writer is idle, within CLOSE_TIMEOUT."""
         with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
             async with self._write_lock:
-                data = self.session.take_output_buffer()
+                data = self.session.take_output_parts()
                 if data:
                     try:
                         await self._write(data)

@@ -19,6 +19,7 @@ go-yamux does), so a steady stream costs one WINDOW_UPDATE per 128 KiB, not one 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import RemoteProtocolError
@@ -108,6 +109,13 @@ class GoAway:
 YamuxEvent = StreamOpened | StreamData | StreamEnded | StreamReset | WindowOpened | Pong | GoAway
 
 
+def _immutable(data: bytes | memoryview) -> bytes | memoryview:
+    """``data`` if nobody can change it (bytes, a view of bytes), else a copy."""
+    if type(data) is bytes or (type(data) is memoryview and type(data.obj) is bytes):
+        return data
+    return bytes(data)
+
+
 class _Stream:
     __slots__ = ("consumed", "recv_credit", "recv_closed", "send_closed", "send_credit")
 
@@ -136,7 +144,10 @@ class YamuxSession:
         self.max_streams = max_streams
         self._next_id = 1 if is_initiator else 2
         self._streams: dict[int, _Stream] = {}
-        self._out = bytearray()
+        # queued output: frame headers and bodies as they were given (views of immutable
+        # bytes), joined only where they are written (one copy, into each Noise message)
+        self._out: list[bytes | memoryview] = []
+        self._out_size = 0
         self._in = bytearray()
         self._ping_id = 0
         self.local_go_away = False
@@ -165,17 +176,46 @@ class YamuxSession:
     def send(self, stream_id: int, data: bytes | memoryview) -> int:
         """Queue as much of ``data`` as the peer's window allows; how many bytes that was.
         Zero means: wait for :class:`WindowOpened`."""
+        return self.send_parts(stream_id, (data,))
+
+    def send_parts(self, stream_id: int, parts: Sequence[bytes | memoryview]) -> int:
+        """:meth:`send` of ``parts`` as one byte string, without joining them: frames are cut
+        from it as from one (each up to ``MAX_FRAME_DATA``) and queued as views of the parts.
+        Parts that are views of mutable buffers (or bytearrays) are copied first: the caller
+        may change them."""
         st = self._live(stream_id)
         if st.send_closed:
             raise RemoteProtocolError(f"yamux stream {stream_id} is closed for sending")
-        n = min(len(data), st.send_credit)
-        sent = 0
-        while sent < n:
-            part = min(n - sent, MAX_FRAME_DATA)
-            self._out += HEADER.pack(0, DATA, 0, stream_id, part)
-            self._out += data[sent:sent + part]
+        total = 0
+        for p in parts:
+            total += len(p)
+        left = n = min(total, st.send_credit)
+        if not n:
+            return 0
+        out = self._out
+        i = off = 0  # the part being queued, and how far
+        part = _immutable(parts[0])
+        while left:
+            size = min(left, MAX_FRAME_DATA)
+            out.append(HEADER.pack(0, DATA, 0, stream_id, size))
             self.frames_out += 1
-            sent += part
+            left -= size
+            while size:
+                have = len(part) - off
+                if not have:
+                    i, off = i + 1, 0
+                    part = _immutable(parts[i])
+                    continue
+                take = min(have, size)
+                if take == len(part):
+                    out.append(part)
+                else:
+                    if type(part) is bytes:
+                        part = memoryview(part)  # slices of it are views, not copies
+                    out.append(part[off:off + take])
+                off += take
+                size -= take
+        self._out_size += n + HEADER_SIZE * ((n + MAX_FRAME_DATA - 1) // MAX_FRAME_DATA)
         st.send_credit -= n
         return n
 
@@ -215,18 +255,19 @@ class YamuxSession:
             self._frame(GO_AWAY, 0, 0, code)
 
     def take_output(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+        """Everything queued, as one bytes (joined: a copy)."""
+        return b"".join(self.take_output_parts())
 
-    def take_output_buffer(self) -> bytearray:
-        """:meth:`take_output` without the copy: the queue's own buffer, now the caller's."""
-        out, self._out = self._out, bytearray()
+    def take_output_parts(self) -> list[bytes | memoryview]:
+        """:meth:`take_output` without the join: the queued pieces (frame headers, and
+        bodies that are the senders' bytes or views of them), in order."""
+        out, self._out = self._out, []
+        self._out_size = 0
         return out
 
     @property
     def output_size(self) -> int:
-        return len(self._out)
+        return self._out_size
 
     @property
     def open_streams(self) -> int:
@@ -372,5 +413,6 @@ class YamuxSession:
         return False
 
     def _frame(self, typ: int, flags: int, sid: int, length: int) -> None:
-        self._out += HEADER.pack(0, typ, flags, sid, length)
+        self._out.append(HEADER.pack(0, typ, flags, sid, length))
+        self._out_size += HEADER_SIZE
         self.frames_out += 1

@@ -49,14 +49,21 @@ async def read_chunks(stream: Any) -> list[bytes | memoryview] | None:
     return chunks or None
 
 
-async def write(stream: Any, data: bytes, counters: Counter[str]) -> None:
+async def write(stream: Any, chunks: list[bytes], counters: Counter[str]) -> None:
+    """``chunks`` in order: handed to our yamux as they are (it queues views, and each Noise
+    message is gathered from them with one join), joined for any other stream."""
+    size = sum(map(len, chunks))
     try:
-        await stream.write(data)
+        write_parts = getattr(stream, "write_parts", None)
+        if write_parts is not None:
+            await write_parts(chunks)
+        else:
+            await stream.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
     except trio.Cancelled:
         raise
     except Exception as exc:
         raise StreamBroken(_describe(exc)) from exc
-    counters["bytes_sent"] += len(data)
+    counters["bytes_sent"] += size
 
 
 async def close_quietly(stream: Any) -> None:

@@ -41,7 +41,7 @@ class Outbox:
         self._stream = stream
         self._counters = counters
         self.high_water = high_water
-        self._chunks: list[bytes] = []  # joined once per write (one copy), not appended to
+        self._chunks: list[bytes] = []  # written together, not joined (see _io.write)
         self._size = 0  # bytes in _chunks
         self._wake = trio.Event()
         self._drained = trio.lowlevel.ParkingLot()
@@ -81,12 +81,10 @@ class Outbox:
             self._size += len(data)
         self._wake.set()
 
-    def _take(self) -> bytes:
-        chunks = self._chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
+    def _take(self) -> list[bytes]:
+        chunks, self._chunks = self._chunks, []
         self._size = 0
-        return data
+        return chunks
 
     async def drain(self) -> None:
         """Until at most ``high_water`` bytes are queued (StreamBroken if writing failed)."""
