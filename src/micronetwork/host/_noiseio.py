@@ -202,8 +202,16 @@ class NoiseFrames:
         parts it spans with one join (a part that fills a message alone is encrypted from a
         view of it, not copied); the lengths and ciphertexts go to the kernel as they are,
         with ``sendmsg``, not joined first."""
-        out: list[bytes | memoryview] = []
         encrypt = self._encrypt
+        total = sum(map(len, parts))
+        if not total:
+            await trio.lowlevel.checkpoint()
+            return
+        if total <= MAX_PLAINTEXT:  # one message (small writes)
+            ct = encrypt(parts[0] if len(parts) == 1 else b"".join(parts))
+            await self._send([len(ct).to_bytes(2, "big"), ct], 2 + len(ct))
+            return
+        out: list[bytes | memoryview] = []
         cur: list[bytes | memoryview] = []  # the pieces of the message being gathered
         room = MAX_PLAINTEXT
         for part in parts:
@@ -227,22 +235,24 @@ class NoiseFrames:
             ct = encrypt(cur[0] if len(cur) == 1 else b"".join(cur))
             out.append(len(ct).to_bytes(2, "big"))
             out.append(ct)
-        await self._send(out)
+        await self._send(out, total + (len(out) // 2) * 18)  # a length and a tag each
 
-    async def _send(self, out: list[bytes | memoryview]) -> None:
+    async def _send(self, out: list[bytes | memoryview], left: int) -> None:
         """All of ``out``, in order: ``sendmsg`` while the kernel takes it (when the
         socket's buffer is full, what is left goes in the next call, after waiting for
-        room), nothing joined."""
+        room), nothing joined. ``left``: the bytes in ``out``."""
         sock = getattr(self._sock, "socket", None)
         if not hasattr(sock, "sendmsg"):
             await self._sock.send_all(b"".join(out))
             return
         assert sock is not None
-        while out:
-            batch = out[:_MAX_IOV]
+        while True:
             try:
-                sent = await sock.sendmsg(batch)
+                sent = await sock.sendmsg(out if len(out) <= _MAX_IOV else out[:_MAX_IOV])
             except OSError as exc:  # as SocketStream.send_all reports it
                 raise trio.BrokenResourceError from exc
+            left -= sent
+            if not left:
+                return
             out = after(out, sent)
 

@@ -181,8 +181,9 @@ class YamuxStream(IMuxedStream):
         Noise message is gathered)."""
         conn = self.conn
         waited = False
-        rest = [p for p in parts if len(p)]
-        while rest:
+        rest = parts
+        left = sum(map(len, parts))
+        while left:
             self._check_writable()
             if conn.session.output_size >= HIGH_WATER:
                 await conn.wait_for_space()
@@ -194,7 +195,9 @@ class YamuxStream(IMuxedStream):
                 self._check_writable()
                 raise MuxedStreamClosed(str(exc)) from exc
             if sent:
-                rest = after(rest, sent)
+                left -= sent
+                if left:
+                    rest = after(rest, sent)
                 conn.kick()
                 continue
             self._writable = trio.Event()

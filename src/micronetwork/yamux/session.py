@@ -186,13 +186,22 @@ class YamuxSession:
         st = self._live(stream_id)
         if st.send_closed:
             raise RemoteProtocolError(f"yamux stream {stream_id} is closed for sending")
-        total = 0
-        for p in parts:
-            total += len(p)
+        total = sum(map(len, parts))
         left = n = min(total, st.send_credit)
         if not n:
             return 0
         out = self._out
+        if n == total and n <= MAX_FRAME_DATA:  # one frame of whole parts (small writes)
+            out.append(HEADER.pack(0, DATA, 0, stream_id, n))
+            for p in parts:
+                if type(p) is bytes:
+                    out.append(p)
+                elif p:
+                    out.append(_immutable(p))
+            self.frames_out += 1
+            self._out_size += n + HEADER_SIZE
+            st.send_credit -= n
+            return n
         i = off = 0  # the part being queued, and how far
         part = _immutable(parts[0])
         while left:

@@ -49,10 +49,10 @@ async def read_chunks(stream: Any) -> list[bytes | memoryview] | None:
     return chunks or None
 
 
-async def write(stream: Any, chunks: list[bytes], counters: Counter[str]) -> None:
-    """``chunks`` in order: handed to our yamux as they are (it queues views, and each Noise
-    message is gathered from them with one join), joined for any other stream."""
-    size = sum(map(len, chunks))
+async def write(stream: Any, chunks: list[bytes], size: int, counters: Counter[str]) -> None:
+    """``chunks`` (``size`` bytes) in order: handed to our yamux as they are (it queues
+    views, and each Noise message is gathered from them with one join), joined for any other
+    stream."""
     try:
         write_parts = getattr(stream, "write_parts", None)
         if write_parts is not None:

@@ -81,10 +81,10 @@ class Outbox:
             self._size += len(data)
         self._wake.set()
 
-    def _take(self) -> list[bytes]:
+    def _take(self) -> tuple[list[bytes], int]:
         chunks, self._chunks = self._chunks, []
-        self._size = 0
-        return chunks
+        size, self._size = self._size, 0
+        return chunks, size
 
     async def drain(self) -> None:
         """Until at most ``high_water`` bytes are queued (StreamBroken if writing failed)."""
@@ -123,10 +123,10 @@ class Outbox:
                     self._wake = trio.Event()
                     await self._wake.wait()
                     continue
-                data = self._take()
+                data, size = self._take()
                 self._writing = True
                 try:
-                    await write(muxed, data, self._counters)
+                    await write(muxed, data, size, self._counters)
                 except StreamBroken as exc:
                     self.fail(str(exc))
                     return
@@ -145,11 +145,11 @@ class Outbox:
         within ``ABORT_TIMEOUT``. Nothing if the framing may be torn."""
         if self.broken is not None or not self._size:
             return
-        data = self._take()
+        data, size = self._take()
         muxed = muxed_of(self._stream)
         with trio.CancelScope(shield=True, deadline=trio.current_time() + ABORT_TIMEOUT):
             try:
-                await write(muxed, data, self._counters)
+                await write(muxed, data, size, self._counters)
             except StreamBroken as exc:
                 self.fail(str(exc))
 
