@@ -14,9 +14,9 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from micronetwork._buffers import after
 from micronetwork.errors import MessageTooLarge, RemoteProtocolError
 from micronetwork.framing import encode_varint
-from micronetwork._buffers import after
 from micronetwork.host._noiseio import NoiseFrames
 from micronetwork.host.rpc._outbox import Outbox
 from micronetwork.rpc import Cancel, Data, End, Frame, FrameReader, Status, encode_frame
