@@ -209,14 +209,20 @@ class RegistryCore:
             del self.watchers[name]
             self._maybe_unsubscribe(name, now)
 
-    def note_looked_up(self, name: str, now: float) -> None:
-        """Keep ``name`` watched as recently looked up (LRU of ``max_looked_up`` names)."""
-        self.looked_up[name] = None
-        self.looked_up.move_to_end(name)
+    def note_looked_up(self, name: str, now: float) -> bool:
+        """Keep ``name`` watched as recently looked up (LRU of ``max_looked_up`` names).
+        Whether that changed what the node subscribes to (commands may be queued then)."""
+        looked_up = self.looked_up
+        if name in looked_up:  # the common case: a name called again
+            looked_up.move_to_end(name)
+            if service_topic(name) in self.subscribed:
+                return False
+        looked_up[name] = None
         self._subscribe(service_topic(name), now)
-        while len(self.looked_up) > self.config.max_looked_up:
-            old, _ = self.looked_up.popitem(last=False)
+        while len(looked_up) > self.config.max_looked_up:
+            old, _ = looked_up.popitem(last=False)
             self._maybe_unsubscribe(old, now)
+        return True
 
     def interested(self, name: str) -> bool:
         return name in self.local or name in self.watchers or name in self.looked_up

@@ -107,6 +107,10 @@ class Client:
         return self._order(service, out, selector or self.selector)
 
     def _order(self, service: str, items: list[_Attempt], selector: Selector) -> list[_Attempt]:
+        if len(items) == 1:  # nothing to choose (round robin still counts the call)
+            if selector == "round_robin":
+                self._rr[service] = self._rr.get(service, 0) + 1
+            return items
         self._rng.shuffle(items)
         if selector == "random":
             return items

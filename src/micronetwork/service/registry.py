@@ -141,7 +141,9 @@ class Registry:
 
     def known(self, name: str, version: str | None = None) -> list[ServiceInstance]:
         """Instances of ``name`` this node holds now (no network traffic)."""
-        rng = _range(version)
+        return self._known(name, _range(version))
+
+    def _known(self, name: str, rng: VersionRange | None) -> list[ServiceInstance]:
         out = [
             self._instance(r)
             for r in self._core.get(name)
@@ -173,10 +175,10 @@ class Registry:
         if not valid_service_name(name):
             raise ConfigError(f"invalid service name {name!r}")
         rng = _range(version)
-        found = self.known(name, version)
+        found = self._known(name, rng)
         if found:
-            self._core.note_looked_up(name, self._node._driver.now())
-            self._node._driver.pump()
+            if self._core.note_looked_up(name, self._node._driver.now()):
+                self._node._driver.pump()
             return found
         try:
             with trio.fail_after(timeout):
