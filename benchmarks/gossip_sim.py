@@ -249,8 +249,11 @@ def main() -> int:
     if "spam" in sections:
         record("spam", an, spam_section, an, args.seed)
     params = {
-        "topology": "random regular graph, degree 20 (networkx, seeded); connections are the "
-        "graph's edges (no DHT), the dialing side of each drawn at random",
+        "topology": "random regular graph, degree 20 (networkx, seeded); connections start as "
+        "the graph's edges (no DHT), the dialing side of each drawn at random; then the cores' "
+        "PX dials and topic discovery (FindPeers) add connections (DialModel: lookup of 3 round "
+        "trips to random nodes, 2-round-trip handshake, no cap; silent Sybils' own dials "
+        "withheld)",
         "latency": "one-way U(20, 120) ms per link (fixed per link, from the seed)",
         "validation": "asynchronous: each new message waits in the node's CPU queue for "
         "verify_cost (10 ms, or 50 ms where named), then ACCEPT (REJECT for the spammer's)",
@@ -262,7 +265,8 @@ def main() -> int:
         "attacks": "scoring with P3 (mesh delivery deficit) on: threshold 0.5, weight -10, "
         "decay 0.9/s, window 2 s, activation 10 s; P3b weight -10; P4 -10; steady "
         "stream of 1 msg/s from random honest nodes; delivery counted within 4 s over honest "
-        "nodes; 'reachable' = an all-honest path from the publisher exists",
+        "nodes; 'reachable' = an all-honest path from the publisher exists over the "
+        "connections at the end of the run ('reachable_initial': over the graph as built)",
         "sybil": "silent Sybils (subscribe, graft, answer nothing, forward nothing, no "
         "gossip) at random indices; 'before_scoring' = messages published in the first "
         "activation + 3 s after warm-up, 'after_scoring' = the rest",
@@ -310,8 +314,11 @@ def main() -> int:
                           "after": v["after_scoring"]["delivery_within_window"],
                           "after_of_reachable":
                           v["after_scoring"]["delivery_within_window_of_reachable"],
+                          "reachable": v["after_scoring"].get("reachable"),
+                          "reachable_initial": v["after_scoring"].get("reachable_initial"),
                           "share_start": v["sybil_mesh_share_start"],
-                          "share_end": v["sybil_mesh_share_end"]})
+                          "share_end": v["sybil_mesh_share_end"],
+                          "find_peers": v.get("dials", {}).get("find_peers")})
     _common.print_table(srows, "silent Sybils: delivered within 4 s")
     for size, fl in figures.get("flash", {}).items():
         print(f"flash n={size}: min delivery after flash {fl['min_delivery_after_flash']:.5f}, "

@@ -15,7 +15,7 @@ from typing import Any
 
 from .identity.peerid import PeerId
 
-__all__ = ["Command", "Dial", "Disconnect", "Emit", "Request", "Respond"]
+__all__ = ["Command", "Dial", "Disconnect", "Emit", "FindPeers", "Request", "Respond"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,4 +66,17 @@ class Emit:
     event: Any
 
 
-Command = Dial | Request | Respond | Disconnect | Emit
+@dataclass(frozen=True, slots=True)
+class FindPeers:
+    """Find up to ``count`` more peers subscribed to ``topic`` and connect to them.
+
+    Gossip asks this when a topic's mesh stays below ``d_lo`` with no connected peer left to
+    graft (topic discovery, as go-libp2p-pubsub's ``discover.go``). No reply to the core: the
+    new connections arrive as ``on_peer_connected`` and the peers' subscriptions as usual.
+    """
+
+    topic: str
+    count: int
+
+
+Command = Dial | Request | Respond | Disconnect | Emit | FindPeers

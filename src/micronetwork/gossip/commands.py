@@ -1,4 +1,4 @@
-"""The one command gossip adds to :mod:`micronetwork.commands`: ``Send``.
+"""The command gossip adds to :mod:`micronetwork.commands`: ``Send``; and the ones it uses.
 
 Gossip is not request/response: each pair of peers keeps one long-lived stream per direction
 and either side writes RPCs on its outbound stream at any time. ``Send`` asks the driver to
@@ -6,13 +6,17 @@ write ``message`` (an :class:`~.messages.RPC`; encode it with ``GossipCore.encod
 outbound stream to ``peer`` for ``protocol``, opening that stream first if needed. There is no
 reply. If the driver has to drop an RPC (its per-peer queue is full, the stream broke) it says
 so with ``core.on_send_dropped(peer, rpc, now)`` so the loss is counted, never silent.
+
+Gossip also asks for connections: ``Dial(peer, ())`` for peers offered in PRUNE (PX), and
+``FindPeers(topic, count)`` when a topic's mesh is below ``d_lo`` and no connected peer is left
+to graft (topic discovery, :mod:`.discovery`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..commands import Dial, Disconnect, Emit
+from ..commands import Dial, Disconnect, Emit, FindPeers
 from ..identity.peerid import PeerId
 from .messages import RPC
 
@@ -28,4 +32,4 @@ class Send:
     message: RPC
 
 
-GossipCommand = Send | Dial | Disconnect | Emit
+GossipCommand = Send | Dial | Disconnect | Emit | FindPeers

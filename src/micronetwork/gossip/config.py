@@ -191,6 +191,13 @@ class GossipConfig:
     mesh_latency_share: float = 0.67
     opportunistic_graft_ticks: int = 60
     opportunistic_graft_peers: int = 2
+    # Topic discovery (FindPeers): a subscribed topic whose mesh is below d_lo with no
+    # connected peer left to graft asks the driver for d - |mesh| more peers of the topic once
+    # it has stayed so for discovery_backoff_ticks heartbeats, then again after twice as many,
+    # up to discovery_backoff_max_ticks, until the mesh is back at d_lo.
+    discovery: bool = True
+    discovery_backoff_ticks: int = 2
+    discovery_backoff_max_ticks: int = 64
     gossip_retransmission: int = 3  # IWANT answers per message per peer
     max_ihave_length: int = 5000  # ids we ask one peer for per heartbeat
     max_ihave_messages: int = 10  # IHAVEs from one peer we act on per heartbeat
@@ -218,6 +225,8 @@ class GossipConfig:
             raise ConfigError("need 0 < mcache_gossip <= mcache_len")
         if not 0.0 <= self.mesh_latency_share <= 1.0:
             raise ConfigError("mesh_latency_share must be within [0, 1]")
+        if not 1 <= self.discovery_backoff_ticks <= self.discovery_backoff_max_ticks:
+            raise ConfigError("need 1 <= discovery_backoff_ticks <= discovery_backoff_max_ticks")
         if self.heartbeat_interval <= 0:
             raise ConfigError("heartbeat_interval must be positive")
         if not self.protocols or any(p not in (PROTOCOL_V12, PROTOCOL_V11) for p in self.protocols):

@@ -10,7 +10,9 @@ Rules applied every ``heartbeat_interval``, per subscribed topic, in this order 
 4. at least ``d_lo`` but fewer than ``d_out`` outbound: graft outbound peers;
 5. every ``opportunistic_graft_ticks``: if the median mesh score is under the threshold,
    graft up to ``opportunistic_graft_peers`` peers scoring above the median;
-6. IHAVE the ids of the last ``mcache_gossip`` windows to ``max(d_lazy, gossip_factor * n)``
+6. below ``d_lo`` with no peer left to graft: topic discovery (:mod:`.discovery`, ``FindPeers``
+   with a backoff);
+7. IHAVE the ids of the last ``mcache_gossip`` windows to ``max(d_lazy, gossip_factor * n)``
    non-mesh peers scoring at least the gossip threshold.
 
 Fanout topics unused for ``fanout_ttl`` are dropped, the others refilled to ``d``. GRAFT,
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from ..identity.peerid import PeerId
 from . import control as _control
+from . import discovery as _discovery
 from .messages import RPC, Control, Graft, IHave, Prune
 
 if TYPE_CHECKING:
@@ -50,6 +53,8 @@ def heartbeat(core: GossipCore, now: float) -> None:
     batch = _Batch()
     for topic, mesh in core.mesh.items():
         _maintain_mesh(core, topic, mesh, scores, batch, now)
+        starved = len(mesh) < core.config.d_lo and not _candidates(core, topic, mesh, scores, now)
+        _discovery.check(core, topic, starved, len(mesh))
         _gossip(core, topic, mesh, scores, batch)
     _maintain_fanout(core, scores, batch, now)
     _flush(core, batch, now)

@@ -30,6 +30,8 @@ Driver interface (the host driver and the simulator use only this):
 * ``on_timer(now)`` when ``next_deadline()`` has passed; ``drain()`` after every input.
 * Commands: ``Send(peer, protocol, rpc)`` (write ``GossipCore.encode(rpc)`` on the long-lived
   outbound stream, opened on first use), ``Dial(peer, ())`` (PX: find and connect the peer),
+  ``FindPeers(topic, count)`` (topic discovery: connect up to ``count`` more peers of a topic
+  whose mesh is below ``d_lo`` with nobody left to graft, :mod:`.discovery`),
   ``Disconnect(peer, reason)``, ``Emit(event)`` with events ``Message``, ``ValidateMessage``,
   ``PeerSubscribed``, ``PeerUnsubscribed``.
 
@@ -55,6 +57,7 @@ from . import heartbeat as _hb
 from .caches import MessageCache, TimeCache
 from .commands import GossipCommand, Send
 from .config import PROTOCOL_V12, GossipConfig
+from .discovery import DiscoveryWait
 from .events import (
     Message,
     Outcome,
@@ -153,6 +156,7 @@ class GossipCore:
         self.fanout: dict[str, set[PeerId]] = {}
         self.fanout_last: dict[str, float] = {}
         self.backoff: dict[str, dict[PeerId, float]] = {}
+        self.discovery: dict[str, DiscoveryWait] = {}  # starved topics -> next FindPeers
         self.promises: dict[bytes, dict[PeerId, float]] = {}  # IWANT asked: id -> peer -> by
         self.mcache = MessageCache(cfg.mcache_len, cfg.mcache_gossip)
         self.seen = TimeCache(cfg.seen_ttl)
@@ -318,6 +322,7 @@ class GossipCore:
         mesh = self.mesh.pop(topic, None)
         if mesh is None:
             return
+        self.discovery.pop(topic, None)
         self._announce(topic, False)
         for p in mesh:
             if self.score is not None:

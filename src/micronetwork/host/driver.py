@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import random
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +40,7 @@ from libp2p.abc import INetConn, INetStream, INotifee
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo as Libp2pPeerInfo
 
-from ..commands import Dial, Disconnect, Emit, Request, Respond
+from ..commands import Dial, Disconnect, Emit, FindPeers, Request, Respond
 from ..core import NodeCore
 from ..errors import DialError, RemoteProtocolError
 from ..framing import FrameDecoder, encode_frame
@@ -51,6 +52,8 @@ from .long_streams import LongStreams, coalesce_rpcs
 __all__ = ["HostDriver", "coalesce_rpcs", "from_libp2p_id", "to_libp2p_id"]
 
 log = logging.getLogger(__name__)
+
+FIND_PEERS_MAX_CONNECTIONS = 32  # topic discovery dials nobody from this many connections
 
 _POOL_SIZE = 4  # idle outbound streams kept per (peer, protocol)
 _ADDR_TTL = 3600
@@ -213,6 +216,9 @@ class HostDriver:
                     nursery.start_soon(self._disconnect, cmd.peer, cmd.reason)
             elif isinstance(cmd, Dial) and nursery is not None:
                 nursery.start_soon(self._dial_quietly, cmd.peer, cmd.addrs)
+            elif isinstance(cmd, FindPeers) and nursery is not None and not self.closed:
+                for peer, addrs in self.find_peers(cmd):
+                    nursery.start_soon(self._dial_quietly, peer, addrs)
         # Wake the timer loop only if the core now wants it earlier than it waits for (a
         # wake-up per pump cost a task switch, an Event and a cancel scope for nothing).
         deadline = self.core.next_deadline()
@@ -331,6 +337,29 @@ class HostDriver:
         finally:
             del self._dialing[peer]
             done.set()
+
+    def find_peers(self, cmd: FindPeers) -> list[tuple[PeerId, tuple[bytes, ...]]]:
+        """Topic discovery, kept simple: up to ``cmd.count`` random peers of the Kademlia
+        routing table that we are neither connected to nor dialing. The driver cannot tell who
+        is subscribed to ``cmd.topic``; once connected, gossip's hello says so (and a peer that
+        is not subscribed is simply not grafted). Each dial is bounded by the dial timeout.
+        A node with ``FIND_PEERS_MAX_CONNECTIONS`` connections or more dials nobody: a topic
+        with few subscribers in the whole network stays below ``d_lo`` for good, and its
+        FindPeers (every 64 heartbeats at most) must not connect the node to its whole
+        routing table over the hours."""
+        self.counters["find_peers"] += 1
+        network = self.host.get_network()
+        if len(getattr(network, "connections", ())) >= FIND_PEERS_MAX_CONNECTIONS:
+            self.counters["find_peers_skipped_full"] += 1
+            return []
+        known = [
+            e for e in self.core.kad.table.entries()
+            if e.peer_id not in self._dialing
+            and not network.get_connections(to_libp2p_id(e.peer_id))
+        ]
+        picked = random.sample(known, min(max(0, cmd.count), len(known)))
+        self.counters["find_peers_dials"] += len(picked)
+        return [(e.peer_id, e.addrs) for e in picked]
 
     async def _dial_quietly(self, peer: PeerId, addrs: tuple[bytes, ...]) -> None:
         try:

@@ -5,8 +5,9 @@ it owns an :class:`~.loop.EventLoop`, a :class:`~.models.NetworkModel` (link lat
 bandwidth, partitions) and one seeded RNG, and it drives the *unchanged* sans-IO gossipsub core
 of every node. Gossip needs connections, not requests: the scenario connects nodes along the
 edges of a graph (a random regular graph by default, :mod:`.topology`), which calls
-``on_peer_connected`` on both ends (one side is the dialer, ``outbound``). After every input
-the simulator *pumps* the core:
+``on_peer_connected`` on both ends (one side is the dialer, ``outbound``); later the cores'
+own dials (PX, topic discovery) add connections the same way. After every input the simulator
+*pumps* the core:
 
 * ``Send(peer, protocol, rpc)`` -> an RPC event at ``peer`` after the link's one-way delay (the
   RPC object itself travels; its wire size is estimated from its shape, or exact with
@@ -18,7 +19,15 @@ the simulator *pumps* the core:
   starts with ``INVALID`` is rejected). Only new messages cost CPU; duplicates are dropped by
   id before validation, as the core does;
 * ``Emit(Message)`` -> the delivery time of that message at that node is recorded;
-* ``Dial`` (peer exchange) is counted and ignored: connections are the graph's.
+* ``Dial(peer, ())`` (peer exchange) -> a new connection after the handshake
+  (``DialModel.handshake_rtts`` round trips), unless already connected or at the cap;
+* ``FindPeers(topic, count)`` (topic discovery) -> a modelled discovery service: after one
+  lookup (``DialModel.lookup_rounds`` round trips, each to a random node, as a DHT lookup of
+  the topic's provider records) up to ``count`` random nodes subscribed to the topic that the
+  node is not connected to (honest or not, drawn from ``dial_rng``, seeded from the seed
+  apart from the main stream so that dials never shift later draws), each connected after
+  the handshake as a dial by the asking node (``outbound``). ``DialModel.max_links`` caps the
+  connections of every node (None: no cap).
 
 Signatures. In ``crypto.mode == "model"`` (the default, any size) keys are stand-ins: the id is a
 well-formed Ed25519 peer id with random key bytes, a signature is 64 fixed bytes and the
@@ -40,7 +49,7 @@ from collections.abc import Callable, Iterable, Sequence
 from heapq import heappush
 from typing import Any, cast
 
-from ..commands import Dial, Disconnect, Emit
+from ..commands import Dial, Disconnect, Emit, FindPeers
 from ..errors import SignatureError
 from ..gossip import (
     RPC,
@@ -56,11 +65,13 @@ from ..gossip import (
 from ..identity.keys import KeyPair
 from ..identity.peerid import PeerId
 from .crypto import CryptoModel, model_peer_id
+from .gossip_dials import DialModel, DialsMixin
 from .loop import EventLoop
 from .metrics import Metrics
 from .models import NetworkModel
 
 __all__ = [
+    "DialModel",
     "FlashSybil",
     "GossipBehaviour",
     "GossipSimNode",
@@ -125,6 +136,7 @@ class GossipBehaviour:
     """How a node talks to its peers. The base class is honest: what the core says, is sent."""
 
     name = "honest"
+    dials = True  # does the simulator connect the peers this node's core asks for?
 
     def outbound(self, sim: GossipSimulator, node: GossipSimNode, peer: PeerId,
                  rpc: RPC) -> RPC | None:
@@ -137,12 +149,16 @@ class SilentSybil(GossipBehaviour):
 
     From ``silent_from`` on (0: always) only subscriptions, GRAFT and PRUNE leave the node:
     no message (no forwarding, no flood publish, no IWANT answers), no IHAVE/IWANT/IDONTWANT.
+    It accepts every connection; with ``dials`` its core's PX dials and topic discovery are
+    honoured too (a Sybil that seeks more honest peers), by default they are not: the attack
+    keeps the connections it was given.
     """
 
     name = "silent-sybil"
 
-    def __init__(self, silent_from: float = 0.0) -> None:
+    def __init__(self, silent_from: float = 0.0, dials: bool = False) -> None:
         self.silent_from = silent_from
+        self.dials = dials
 
     def outbound(self, sim: GossipSimulator, node: GossipSimNode, peer: PeerId,
                  rpc: RPC) -> RPC | None:
@@ -221,8 +237,9 @@ def default_verdict(msg: Message) -> Outcome:
     return Outcome.REJECT if msg.data.startswith(INVALID_PREFIX) else Outcome.ACCEPT
 
 
-class GossipSimulator:
-    """N gossipsub routers over fixed connections in virtual time (see the module docstring)."""
+class GossipSimulator(DialsMixin):
+    """N gossipsub routers in virtual time, connected along a graph and by the dials their cores
+    ask for (see the module docstring)."""
 
     def __init__(
         self,
@@ -248,6 +265,11 @@ class GossipSimulator:
         self.records: dict[bytes, MsgRecord] = {}
         self.published: list[MsgRecord] = []
         self.verdict: Verdict = default_verdict
+        self.dial = DialModel()
+        # Dials draw from their own seeded stream: what a run dials then never shifts the
+        # main stream's later draws (publishers, loss), so runs with and without discovery
+        # publish the same messages from the same nodes and compare pair by pair.
+        self.dial_rng = random.Random(f"dial/{seed}")
         self._seqno = 0
         self._last_rpc: RPC | None = None
         self._last_size = 0
@@ -255,6 +277,8 @@ class GossipSimulator:
         self.K_RPC = loop.register(self._on_rpc)
         self.K_TIMER = loop.register(self._on_timer)
         self.K_VALID = loop.register(self._on_valid)
+        self.K_FOUND = loop.register(self._on_found)
+        self.K_DIALED = loop.register(self._on_dialed)
 
     @property
     def now(self) -> float:
@@ -377,8 +401,13 @@ class GossipSimulator:
                     rec = self.records.get(ev.msg_id)
                     if rec is not None and rec.first[node.idx] == INF:
                         rec.first[node.idx] = self.loop.now
-            elif t is Dial:
-                self.metrics.counters["px_dials_ignored"] += 1
+            elif t is Dial or t is FindPeers:
+                if node.behaviour is not None and not node.behaviour.dials:
+                    self.metrics.counters["dials_withheld"] += 1
+                elif t is Dial:
+                    self._px_dial(node, cmd.peer)  # type: ignore[union-attr]
+                else:
+                    self._find_peers(node, cmd)  # type: ignore[arg-type]
             elif t is Disconnect:
                 self.metrics.counters["disconnects_asked"] += 1
         d = core.next_deadline()

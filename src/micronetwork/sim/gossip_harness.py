@@ -1,14 +1,16 @@
-"""The gossip scenario harness: one topic on N nodes over a fixed topology, publish, record.
+"""The gossip scenario harness: one topic on N nodes over a topology, publish, record.
 
 Theory of operation. :class:`GossipScenario` wraps a :class:`~.gossip.GossipSimulator`: it
 creates the nodes (honest, or with a :class:`~.gossip.GossipBehaviour` for chosen indices),
 connects them along a graph (random regular of ``degree`` by default, :func:`regular_edges`; or
 given edges, e.g. the routing tables of a Kademlia network built first,
 ``RunParams.gossip_dht``), subscribes every node to one topic at a random moment of the first
-second and lets the meshes form. Then :meth:`GossipScenario.stream` publishes a stream of
-messages from random honest nodes; the simulator records, per message and node, the delivery
-time and the copies received (:class:`~.gossip.MsgRecord`), and :meth:`GossipScenario.export`
-writes them out with plots. The cyclic GC is off while the loop runs.
+second and lets the meshes form (the cores may add connections: PX dials and topic discovery,
+``GossipSimulator.dial``; ``initial_neighbours`` keeps the graph as built). Then
+:meth:`GossipScenario.stream` publishes a stream of messages from random honest nodes; the
+simulator records, per message and node, the delivery time and the copies received
+(:class:`~.gossip.MsgRecord`), and :meth:`GossipScenario.export` writes them out with plots.
+The cyclic GC is off while the loop runs.
 
 :func:`attack_score_params` is the topic score of the attack scenarios (mesh delivery deficit P3
 on). The figures over the records are in :mod:`.gossip_figures`, the named scenarios in
@@ -102,6 +104,7 @@ class GossipScenario:
         self.sim = GossipSimulator(seed, network=network, gossip=gossip, crypto=crypto)
         self.built_at = 0.0
         self.edges = 0
+        self.initial_neighbours: list[tuple[int, ...]] = []
 
     @property
     def now(self) -> float:
@@ -128,6 +131,8 @@ class GossipScenario:
         self.progress(0.35, "connect")
         sim.connect_edges(edges)
         self.edges = len(edges)
+        # The graph before any dial of the cores (PX, topic discovery) adds to it.
+        self.initial_neighbours = [tuple(n.neighbours) for n in sim.nodes]
         for node in sim.nodes:
             sim.loop.call_at(self.now + sim.rng.random(), sim.subscribe, node)
         self.run(warmup, "warm-up")
@@ -195,6 +200,8 @@ class GossipScenario:
             "seed": sim.seed,
             "network": sim.network.describe(),
             "crypto": sim.crypto.describe(),
+            "dial": {"lookup_rounds": sim.dial.lookup_rounds,
+                     "handshake_rtts": sim.dial.handshake_rtts, "max_links": sim.dial.max_links},
             "msg_size": self.msg_size,
             "gossip": {
                 "d": cfg.d, "d_lo": cfg.d_lo, "d_hi": cfg.d_hi, "d_lazy": cfg.d_lazy,
@@ -203,6 +210,9 @@ class GossipScenario:
                 "protocols": list(cfg.protocols), "scoring": score is not None,
                 "p3_weight": tp.mesh_message_deliveries_weight if tp else None,
                 "p3_activation": tp.mesh_message_deliveries_activation if tp else None,
+                "discovery": cfg.discovery,
+                "discovery_backoff_ticks": [cfg.discovery_backoff_ticks,
+                                            cfg.discovery_backoff_max_ticks],
             },
         }
 

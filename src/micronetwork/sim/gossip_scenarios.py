@@ -1,4 +1,4 @@
-"""Gossip scenarios: a topic on N nodes over a fixed topology, honest and under attack.
+"""Gossip scenarios: a topic on N nodes over a topology, honest and under attack.
 
 Theory of operation. :class:`GossipScenario` (:mod:`.gossip_harness`) wraps a
 :class:`~.gossip.GossipSimulator`: it creates the nodes (honest, or with a
@@ -27,6 +27,9 @@ gossip-spam      one node publishes invalid messages: when it is graylisted, and
 
 Attack scenarios score the topic with :func:`attack_score_params` (mesh delivery deficit P3
 on, activation ``RunParams.activation``); the honest scenario uses the library defaults.
+Every scenario reports the connections its cores added (:func:`dial_figures`: PX dials and
+topic discovery); the Sybil scenario also counts reachability over the graph as built
+(:func:`initial_reach`), next to ``delivery_figures``' over the connections at the end.
 
 This module holds the named scenarios; it re-exports the harness and the figures, so everything
 above is importable from here.
@@ -35,7 +38,7 @@ above is importable from here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..gossip import GossipConfig, PeerScoreParams
@@ -56,6 +59,8 @@ __all__ = [
     "GossipScenario",
     "attack_score_params",
     "delivery_figures",
+    "dial_figures",
+    "initial_reach",
 ]
 
 
@@ -107,7 +112,7 @@ def gossip(p: RunParams, progress: Progress) -> tuple[GossipScenario, Figures]:
     sc.build(edges=_edges(p, progress))
     recs = sc.stream(p.messages / p.rate, p.rate, "gossip")
     figs = delivery_figures(sc, recs, window=p.window)
-    return sc, {"gossip": figs, "counters": _counters(sc)}
+    return sc, {"gossip": figs, "dials": dial_figures(sc), "counters": _counters(sc)}
 
 
 def _pick(sc: GossipScenario, fraction: float, exclude: frozenset[int] = frozenset()) -> list[int]:
@@ -136,7 +141,8 @@ def _attack_run(
 def gossip_sybil(p: RunParams, progress: Progress) -> tuple[GossipScenario, Figures]:
     """Silent Sybils from the start; a steady stream at ``rate``: delivery before scoring
     (messages published during the activation window) and after (the rest)."""
-    sc, bad_ids, sample = _attack_run(p, progress, SilentSybil, "sybil")
+    dials = bool(p.extra.get("sybil_dials", False))
+    sc, bad_ids, sample = _attack_run(p, progress, lambda: SilentSybil(dials=dials), "sybil")
     honest = sc.honest()
     share_start = sc.sim.mesh_share(honest, bad_ids)
     early_span = p.activation + 3.0
@@ -149,9 +155,70 @@ def gossip_sybil(p: RunParams, progress: Progress) -> tuple[GossipScenario, Figu
         "fraction": p.attackers,
         "sybil_mesh_share_start": share_start,
         "sybil_mesh_share_end": sc.sim.mesh_share(honest, bad_ids),
-        "before_scoring": delivery_figures(sc, early, window=p.window, honest_paths=True),
-        "after_scoring": delivery_figures(sc, late, window=p.window, honest_paths=True),
+        "before_scoring": {**delivery_figures(sc, early, window=p.window, honest_paths=True),
+                           **initial_reach(sc, early, p.window)},
+        "after_scoring": {**delivery_figures(sc, late, window=p.window, honest_paths=True),
+                          **initial_reach(sc, late, p.window)},
+        "dials": dial_figures(sc),
         "counters": _counters(sc),
+    }
+
+
+def _honest_reach(source: int, adj: Sequence[Sequence[int]], honest: set[int]) -> set[int]:
+    """Nodes an all-honest path over ``adj`` joins to ``source`` (breadth first)."""
+    seen = {source}
+    todo = [source]
+    while todo:
+        u = todo.pop()
+        for v in adj[u]:
+            if v in honest and v not in seen:
+                seen.add(v)
+                todo.append(v)
+    return seen
+
+
+def initial_reach(sc: GossipScenario, recs: Sequence[MsgRecord], window: float) -> Figures:
+    """Reachability over the graph as built, before any dial of the cores (``delivery_figures``
+    counts it over the connections at the end of the run), and delivery within ``window`` of
+    the pairs it reaches."""
+    honest = {n.idx for n in sc.honest()}
+    pairs = reach = ok = 0
+    cache: dict[int, set[int]] = {}
+    for rec in recs:
+        seen = cache.get(rec.publisher)
+        if seen is None:
+            seen = cache[rec.publisher] = _honest_reach(rec.publisher, sc.initial_neighbours,
+                                                        honest)
+        for i in honest:
+            if i == rec.publisher:
+                continue
+            pairs += 1
+            if i in seen:
+                reach += 1
+                ok += rec.first[i] - rec.t0 <= window
+    return {"reachable_initial": reach / pairs if pairs else math.nan,
+            "delivery_within_window_of_reachable_initial": ok / reach if reach else math.nan}
+
+
+def dial_figures(sc: GossipScenario) -> Figures:
+    """Connections the cores added (PX, topic discovery) and honest nodes with no honest
+    neighbour, on the graph as built and at the end."""
+    sim = sc.sim
+    c = sim.metrics.counters
+    honest = {n.idx for n in sc.honest()}
+
+    def isolated(adj: Sequence[Sequence[int]]) -> int:
+        return sum(1 for i in honest if not any(j in honest for j in adj[i]))
+
+    final = [n.neighbours for n in sim.nodes]
+    return {
+        "find_peers": c["find_peers"], "find_peers_found": c["find_peers_found"],
+        "connections_found": c["connections_found"], "px_dials": c["px_dials"],
+        "px_dials_skipped": c["px_dials_skipped"], "connections_px": c["connections_px"],
+        "mean_degree_initial": sum(map(len, sc.initial_neighbours)) / max(1, sc.n),
+        "mean_degree_final": sum(map(len, final)) / max(1, sc.n),
+        "honest_without_honest_neighbour_initial": isolated(sc.initial_neighbours),
+        "honest_without_honest_neighbour_final": isolated(final),
     }
 
 
@@ -189,6 +256,7 @@ def gossip_flash(p: RunParams, progress: Progress) -> tuple[GossipScenario, Figu
             sc, [r for r in recs if r.t0 < flash_abs], window=p.window, bound=False),
         "after_flash": delivery_figures(
             sc, [r for r in recs if r.t0 >= flash_abs], window=p.window, honest_paths=True),
+        "dials": dial_figures(sc),
         "counters": _counters(sc),
     }
 
@@ -238,6 +306,7 @@ def gossip_eclipse(p: RunParams, progress: Progress) -> tuple[GossipScenario, Fi
         "target_after_scoring": delivery_figures(
             sc, late, nodes=[t_node], window=p.window, honest_paths=True),
         "others_after_scoring": delivery_figures(sc, late, window=p.window, bound=False),
+        "dials": dial_figures(sc),
         "counters": _counters(sc),
     }
 
@@ -287,6 +356,7 @@ def gossip_spam(p: RunParams, progress: Progress) -> tuple[GossipScenario, Figur
         "spam_delivered_anywhere": sum(
             1 for r in spam for n in honest_nodes if r.first[n.idx] < INF),
         "honest_delivery": delivery_figures(sc, recs, nodes=honest_nodes, window=p.window),
+        "dials": dial_figures(sc),
         "counters": _counters(sc),
     }
 
