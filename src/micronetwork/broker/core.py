@@ -40,13 +40,13 @@ from typing import Any, Protocol
 
 import cbor2
 
-from ..commands import Command, Emit, Request, Respond
+from ..commands import Command, Emit, Request
 from ..errors import ConfigError, MicronetworkError, SignatureError, ValidationError
 from ..gossip.events import Message, Outcome
 from ..gossip.verified import Verified
 from ..identity.keys import KeyPair
 from ..identity.peerid import PeerId
-from . import _catchup
+from . import _catchup, _serve
 from ._catchup import PendingRequest, ReplayState
 from .config import TOPIC_PREFIX, BrokerConfig, gossip_topic
 from .event import EVENT_PAYLOAD_TYPE, Event, InvalidEvent, open_event, seal_event, valid_topic
@@ -56,13 +56,8 @@ from .log import RetentionLog
 from .store import SegmentStore
 from .subscription import Subscription
 from .wire import (
-    RangeRequest,
-    ReplayRequest,
     StoreRequest,
     decode,
-    parse_request,
-    serve_range,
-    serve_replay,
 )
 
 __all__ = ["BrokerCore", "BrokerPorts", "StoreFactory"]
@@ -448,67 +443,8 @@ class BrokerCore:
         return cbor2.dumps(message)
 
     def on_request(self, peer: PeerId, token: int, data: Any, now: float) -> None:
-        req = parse_request(decode(data))
-        if req is None:
-            self.counters["bad_requests"] += 1
-            self._out.append(Respond(token, None))
-            return
-        if isinstance(req, ReplayRequest):
-            self._serve_replay(token, req, now)
-        elif isinstance(req, StoreRequest):
-            self._serve_store(peer, token, req, now)
-        else:
-            self._serve_range(token, req)
-
-    def _serve_store(self, peer: PeerId, token: int, req: StoreRequest, now: float) -> None:
-        try:
-            ev = open_event(req.signed)
-        except MicronetworkError:
-            self.counters["rejected_store"] += 1
-            self._out.append(Respond(token, {"error": "invalid event"}))
-            return
-        if ev.publisher != peer:
-            self.counters["rejected_store"] += 1  # only a publisher hands in its own events
-            self._out.append(Respond(token, {"error": "not the publisher"}))
-            return
-        if ev.topic not in self.logs and self.config.retain_topics == "*":
-            self.retain(ev.topic, now)
-        rlog = self.logs.get(ev.topic)
-        if rlog is None:
-            self._out.append(Respond(token, {"error": "not retained"}))
-            return
-        entry = rlog.append(ev, self._wall(now))
-        offset: int | None
-        if entry is not None:
-            self.counters["stored_pushed"] += 1
-            self._offer(ev, entry.offset, self.local_id, now)
-            offset = entry.offset
-        else:
-            offset = _held_offset(rlog, ev)
-        self._out.append(Respond(token, {"offset": offset}))
-
-    def _serve_replay(self, token: int, req: ReplayRequest, now: float) -> None:
-        rlog = self.logs.get(req.topic)
-        if rlog is None:
-            self.counters["rejected_unknown_topic"] += 1
-            self._out.append(Respond(token, {"error": "unknown topic"}))
-            if self.config.retain_topics == "*":
-                self.retain(req.topic, now)
-            return
-        self.counters["replays_served"] += 1
-        self._out.append(Respond(token, serve_replay(rlog, req, self.config)))
-
-    def _serve_range(self, token: int, req: RangeRequest) -> None:
-        rlog = self.logs.get(req.topic)
-        offsets = rlog is not None
-        if rlog is None:
-            rlog = self.own_logs.get(req.topic)
-        if rlog is None:
-            self.counters["rejected_unknown_topic"] += 1
-            self._out.append(Respond(token, {"error": "unknown topic"}))
-            return
-        self.counters["ranges_served"] += 1
-        self._out.append(Respond(token, serve_range(rlog, req, self.config, offsets=offsets)))
+        """A request on ``/micronetwork/broker/1.0.0``: answered by :mod:`._serve`."""
+        _serve.on_request(self, peer, token, data, now)
 
     def on_response(self, peer: PeerId, request_id: int, data: Any, now: float) -> None:
         p = self._pending.pop(request_id, None)
@@ -622,10 +558,3 @@ class BrokerCore:
                 rlog.sink.flush()
                 rlog.sink.close()
 
-
-def _held_offset(rlog: RetentionLog, ev: Event) -> int | None:
-    """The offset of an event the log already holds (a repeated push)."""
-    for entry in rlog.range(ev.publisher, ev.seq, ev.seq):
-        if entry.event.id == ev.id:
-            return entry.offset
-    return None
