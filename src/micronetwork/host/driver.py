@@ -303,7 +303,8 @@ class HostDriver:
         return tuple(dict.fromkeys(out))
 
     async def ensure_connected(self, peer: PeerId, addrs: tuple[bytes, ...]) -> None:
-        """Dial ``peer`` unless connected; concurrent callers share one dial."""
+        """Dial ``peer`` unless connected; concurrent callers share one dial, and its outcome:
+        if it failed, they fail too (DialError) rather than each dialling again."""
         pid = to_libp2p_id(peer)
         network = self.host.get_network()
         if network.get_connections(pid):
@@ -313,6 +314,7 @@ class HostDriver:
             await pending.wait()
             if network.get_connections(pid):
                 return
+            raise DialError(f"dial to {peer} failed (a concurrent dial of it did not connect)")
         done = self._dialing[peer] = trio.Event()
         try:
             mas = []
@@ -335,7 +337,8 @@ class HostDriver:
         except Exception as exc:
             raise DialError(f"dial to {peer} failed: {exc}") from exc
         finally:
-            del self._dialing[peer]
+            if self._dialing.get(peer) is done:
+                del self._dialing[peer]
             done.set()
 
     def find_peers(self, cmd: FindPeers) -> list[tuple[PeerId, tuple[bytes, ...]]]:
