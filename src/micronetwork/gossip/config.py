@@ -195,9 +195,13 @@ class GossipConfig:
     # connected peer left to graft asks the driver for d - |mesh| more peers of the topic once
     # it has stayed so for discovery_backoff_ticks heartbeats, then again after twice as many,
     # up to discovery_backoff_max_ticks, until the mesh is back at d_lo.
+    # A topic with traffic (or P3 on) is starved too while fewer than d_lo of its mesh peers
+    # and candidates sent a message or IHAVE within discovery_active_ticks heartbeats; the
+    # graft below d_lo prefers such peers. 0 turns both off.
     discovery: bool = True
     discovery_backoff_ticks: int = 2
     discovery_backoff_max_ticks: int = 64
+    discovery_active_ticks: int = 10
     gossip_retransmission: int = 3  # IWANT answers per message per peer
     max_ihave_length: int = 5000  # ids we ask one peer for per heartbeat
     max_ihave_messages: int = 10  # IHAVEs from one peer we act on per heartbeat
@@ -227,6 +231,8 @@ class GossipConfig:
             raise ConfigError("mesh_latency_share must be within [0, 1]")
         if not 1 <= self.discovery_backoff_ticks <= self.discovery_backoff_max_ticks:
             raise ConfigError("need 1 <= discovery_backoff_ticks <= discovery_backoff_max_ticks")
+        if self.discovery_active_ticks < 0:
+            raise ConfigError("discovery_active_ticks must be >= 0")
         if self.heartbeat_interval <= 0:
             raise ConfigError("heartbeat_interval must be positive")
         if not self.protocols or any(p not in (PROTOCOL_V12, PROTOCOL_V11) for p in self.protocols):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..commands import Dial
 from ..identity.peerid import PeerId
+from .discovery import note_heard
 from .messages import RPC, Control, Graft, IDontWant, IHave, IWant, PeerExchange, Prune, PubMessage
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def _on_ihave(
         if ih.topic not in core.mesh:
             continue
         core.topic_counter(ih.topic)["ihave_received"] += 1
+        note_heard(st, ih.topic, core.tick)
         for mid in ih.message_ids:
             if mid not in core.seen:
                 want[mid] = None

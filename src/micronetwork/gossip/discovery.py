@@ -19,18 +19,34 @@ heartbeat's churn from asking at all. How peers are found and how many connectio
 may have are the driver's business (the host dials peers it knows; the simulator models a
 lookup); the core never learns whether it worked, except through new connections. No
 randomness is drawn here, so turning discovery on or off changes no other seeded choice.
+
+A mesh can also be full of the wrong peers. Silent Sybils graft, hold mesh slots and forward
+nothing; scoring (P3) prunes them only after its activation window, and the heartbeat then
+grafts the next silent neighbours, so a node with few honest neighbours cycles through all the
+others before the rule above sees it short, ~30 s at 80 % Sybils (docs/simulator.md). So a
+topic is also starved when fewer than ``d_lo`` of its mesh peers and candidates are *active*:
+sent us a message or an IHAVE of the topic within the last ``discovery_active_ticks``
+heartbeats (:func:`note_heard`). That counts only where silence means something: the topic has
+had messages from peers for a whole window, or its score parameters expect traffic (P3 on);
+and only once we have been subscribed for a window. The ask is then for ``d`` minus the active
+peers. The graft below ``d_lo`` prefers active candidates too (:func:`prefer_active`): a peer
+that is heard from is more likely one that forwards.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..commands import FindPeers
+from ..identity.peerid import PeerId
 
 if TYPE_CHECKING:
-    from .router import GossipCore
+    from .router import GossipCore, PeerState
 
-__all__ = ["DiscoveryWait", "check"]
+__all__ = ["DiscoveryWait", "TopicTraffic", "check", "note_heard", "prefer_active"]
+
+NEVER = -(1 << 62)  # the tick of "never heard"
 
 
 class DiscoveryWait:
@@ -46,11 +62,100 @@ class DiscoveryWait:
         return f"DiscoveryWait(due={self.due}, ticks={self.ticks})"
 
 
-def check(core: GossipCore, topic: str, starved: bool, mesh_size: int) -> None:
-    """Called once per subscribed topic and heartbeat; see the module docstring."""
+class TopicTraffic:
+    """Heartbeat ticks: first check after subscribing, start of the current run of traffic
+    (no gap longer than a window), last tick a peer was heard."""
+
+    __slots__ = ("subscribed", "streak", "last")
+
+    def __init__(self, tick: int) -> None:
+        self.subscribed = tick
+        self.streak = -1
+        self.last = -1
+
+
+def note_heard(st: PeerState, topic: str, tick: int) -> None:
+    """A message or an IHAVE of ``topic`` came from the peer of ``st`` (hot path: one store)."""
+    st.heard[topic] = tick
+
+
+def _active(core: GossipCore, peers: Iterable[PeerId], topic: str) -> int:
+    since = core.tick - core.config.discovery_active_ticks
+    n = 0
+    for p in peers:
+        st = core.peers.get(p)
+        if st is not None and st.heard.get(topic, NEVER) >= since:
+            n += 1
+    return n
+
+
+def prefer_active(core: GossipCore, topic: str, cands: list[PeerId]) -> tuple[list[PeerId],
+                                                                                list[PeerId]]:
+    """``cands`` split into (active, the rest), each in the given order; ``([], cands)`` when
+    the rule is off or when all or none are active (the plain random pick is then unchanged)."""
+    window = core.config.discovery_active_ticks
+    if not window or not cands:
+        return [], cands
+    since = core.tick - window
+    peers = core.peers
+    active = [p for p in cands if (st := peers.get(p)) is not None
+              and st.heard.get(topic, NEVER) >= since]
+    if not active or len(active) == len(cands):
+        return [], cands
+    taken = set(active)
+    return active, [p for p in cands if p not in taken]
+
+
+def _expects_traffic(core: GossipCore, topic: str) -> bool:
+    params = core.config.score
+    tp = params.topic(topic) if params is not None else None
+    return (tp is not None and tp.mesh_message_deliveries_weight < 0
+            and tp.mesh_message_deliveries_threshold > 0)
+
+
+def _traffic(core: GossipCore, topic: str, window: int) -> TopicTraffic:
+    tr = core.traffic.get(topic)
+    if tr is None:
+        tr = core.traffic[topic] = TopicTraffic(core.tick)
+    peers = core.peers
+    last = max((st.heard.get(topic, -1) for p in core.topics.get(topic, ())
+                if (st := peers.get(p)) is not None), default=-1)
+    if last > tr.last:
+        if last - tr.last > window:
+            tr.streak = last
+        tr.last = last
+    return tr
+
+
+def _short_of_active(
+    core: GossipCore, topic: str, mesh: set[PeerId], cands: list[PeerId]
+) -> int:
+    """How many active peers the topic lacks for ``d`` (0: enough, or silence means nothing)."""
+    cfg = core.config
+    window = cfg.discovery_active_ticks
+    if not window:
+        return 0
+    tick = core.tick
+    tr = _traffic(core, topic, window)
+    if tick - tr.subscribed < window:
+        return 0
+    busy = tr.last >= tick - window and 0 <= tr.streak <= tick - window
+    if not busy and not _expects_traffic(core, topic):
+        return 0
+    active = _active(core, mesh, topic) + _active(core, cands, topic)
+    return cfg.d - active if active < cfg.d_lo else 0
+
+
+def check(core: GossipCore, topic: str, mesh: set[PeerId], cands: list[PeerId]) -> None:
+    """Called once per subscribed topic and heartbeat, after the mesh was maintained, with the
+    peers still left to graft; see the module docstring."""
     cfg = core.config
     waits = core.discovery
-    if not starved or not cfg.discovery:
+    if not cfg.discovery:
+        return
+    short = _short_of_active(core, topic, mesh, cands)  # also keeps the traffic record
+    count = cfg.d - len(mesh) if len(mesh) < cfg.d_lo and not cands else short
+    if count <= 0:
         if waits:
             waits.pop(topic, None)
         return
@@ -61,7 +166,6 @@ def check(core: GossipCore, topic: str, starved: bool, mesh_size: int) -> None:
         return
     if core.tick < wait.due:
         return
-    count = cfg.d - mesh_size
     core.counters["find_peers"] += 1
     core.command(FindPeers(topic, count))
     wait.ticks = min(2 * wait.ticks, cfg.discovery_backoff_max_ticks)

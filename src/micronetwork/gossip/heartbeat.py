@@ -4,14 +4,15 @@ Rules applied every ``heartbeat_interval``, per subscribed topic, in this order 
 
 1. prune mesh peers with a negative score (no PX to them);
 2. fewer than ``d_lo``: graft up to ``d`` from the topic's peers that are not backing off and
-   score >= 0;
+   score >= 0, those recently heard from first (:func:`.discovery.prefer_active`);
 3. more than ``d_hi``: keep the ``d_score`` best scored, fill up to ``d`` at random, making sure
    ``d_out`` of those kept are outbound; prune the rest;
 4. at least ``d_lo`` but fewer than ``d_out`` outbound: graft outbound peers;
 5. every ``opportunistic_graft_ticks``: if the median mesh score is under the threshold,
    graft up to ``opportunistic_graft_peers`` peers scoring above the median;
-6. below ``d_lo`` with no peer left to graft: topic discovery (:mod:`.discovery`, ``FindPeers``
-   with a backoff);
+6. below ``d_lo`` with no peer left to graft, or fewer than ``d_lo`` mesh peers and candidates
+   heard from lately while the topic has traffic: topic discovery (:mod:`.discovery`,
+   ``FindPeers`` with a backoff);
 7. IHAVE the ids of the last ``mcache_gossip`` windows to ``max(d_lazy, gossip_factor * n)``
    non-mesh peers scoring at least the gossip threshold.
 
@@ -53,8 +54,7 @@ def heartbeat(core: GossipCore, now: float) -> None:
     batch = _Batch()
     for topic, mesh in core.mesh.items():
         _maintain_mesh(core, topic, mesh, scores, batch, now)
-        starved = len(mesh) < core.config.d_lo and not _candidates(core, topic, mesh, scores, now)
-        _discovery.check(core, topic, starved, len(mesh))
+        _discovery.check(core, topic, mesh, _candidates(core, topic, mesh, scores, now))
         _gossip(core, topic, mesh, scores, batch)
     _maintain_fanout(core, scores, batch, now)
     _flush(core, batch, now)
@@ -143,7 +143,9 @@ def _maintain_mesh(
             prune(p)
     if len(mesh) < cfg.d_lo:
         cands = _candidates(core, topic, mesh, scores, now)
-        for p in pick_mesh(core, cands, cfg.d - len(mesh)):
+        active, rest = _discovery.prefer_active(core, topic, cands)
+        picked = pick_mesh(core, active, cfg.d - len(mesh))
+        for p in picked + pick_mesh(core, rest, cfg.d - len(mesh) - len(picked)):
             graft(p)
     elif len(mesh) > cfg.d_hi:
         ranked = sorted(mesh)

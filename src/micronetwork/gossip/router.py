@@ -57,7 +57,7 @@ from . import heartbeat as _hb
 from .caches import MessageCache, TimeCache
 from .commands import GossipCommand, Send
 from .config import PROTOCOL_V12, GossipConfig
-from .discovery import DiscoveryWait
+from .discovery import DiscoveryWait, TopicTraffic
 from .events import (
     Message,
     Outcome,
@@ -103,6 +103,7 @@ class PeerState:
         "iasked",
         "idontwants",
         "bad",
+        "heard",
     )
 
     def __init__(self, protocol: str, outbound: bool, ip: str | None) -> None:
@@ -115,6 +116,7 @@ class PeerState:
         self.iasked = 0  # ids asked for this heartbeat
         self.idontwants = 0
         self.bad = 0
+        self.heard: dict[str, int] = {}  # topic -> tick of its last message or IHAVE from it
 
 
 class _Pending:
@@ -157,6 +159,7 @@ class GossipCore:
         self.fanout_last: dict[str, float] = {}
         self.backoff: dict[str, dict[PeerId, float]] = {}
         self.discovery: dict[str, DiscoveryWait] = {}  # starved topics -> next FindPeers
+        self.traffic: dict[str, TopicTraffic] = {}  # subscribed topics' traffic (discovery)
         self.promises: dict[bytes, dict[PeerId, float]] = {}  # IWANT asked: id -> peer -> by
         self.mcache = MessageCache(cfg.mcache_len, cfg.mcache_gossip)
         self.seen = TimeCache(cfg.seen_ttl)
@@ -323,6 +326,7 @@ class GossipCore:
         if mesh is None:
             return
         self.discovery.pop(topic, None)
+        self.traffic.pop(topic, None)
         self._announce(topic, False)
         for p in mesh:
             if self.score is not None:
@@ -445,6 +449,8 @@ class GossipCore:
         tc = self.topic_counter(topic)
         mid = self.msg_id(msg)
         if mid in self.seen:
+            if mid in self.mcache:  # a copy of a message we accepted: the peer forwards
+                st.heard[topic] = self.tick  # discovery.note_heard, inline (hot path)
             tc["duplicates"] += 1
             self.counters["duplicates"] += 1
             self.promises.pop(mid, None)
@@ -494,6 +500,10 @@ class GossipCore:
         topic = p.msg.topic
         tc = self.topic_counter(topic)
         if outcome is Outcome.ACCEPT:
+            peers, tick = self.peers, self.tick
+            for q in (p.source, *p.also_from) if p.also_from else (p.source,):
+                if (st := peers.get(q)) is not None:
+                    st.heard[topic] = tick  # discovery.note_heard: it forwards valid messages
             if self.score is not None:
                 self.score.deliver(p.source, mid, topic, now)
             self.mcache.put(mid, p.msg)

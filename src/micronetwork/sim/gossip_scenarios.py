@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..gossip import GossipConfig, PeerScoreParams
@@ -320,6 +321,10 @@ def gossip_spam(p: RunParams, progress: Progress) -> tuple[GossipScenario, Figur
     sim = sc.sim
     spammer = sim.nodes[sim.rng.randrange(sc.n)]
     spammer.role = "spammer"
+    # Its neighbours graylist it and stop talking to it, so its core's topic discovery would
+    # find it new peers, each of which validates a message or two before graylisting it too.
+    # A spammer that hunts for new victims is another attack; this one keeps its neighbours.
+    spammer.core.config = replace(spammer.core.config, discovery=False)
     neighbours = [sim.nodes[i] for i in spammer.neighbours]
     graylist = cfg.thresholds.graylist_threshold
     spam: list[MsgRecord] = []

@@ -1,5 +1,7 @@
 """Topic discovery in the core: FindPeers when a mesh is short with nobody left to graft, with
-a backoff; never when the mesh is full or candidates remain (driven by hand, virtual time)."""
+a backoff; never when the mesh is full or candidates remain; FindPeers too when a topic with
+traffic has too few peers that talk, and grafts that prefer them (driven by hand, virtual
+time)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,12 @@ from micronetwork.gossip import (
     Control,
     GossipConfig,
     GossipCore,
+    Outcome,
+    PeerScoreParams,
     Prune,
     SubOpts,
+    TopicScoreParams,
+    sign_message,
 )
 from micronetwork.identity import KeyPair, PeerId
 
@@ -170,6 +176,103 @@ def test_discovery_draws_nothing_from_the_rng() -> None:
 def test_config_rejects_bad_discovery_backoff(kw: dict[str, int]) -> None:
     with pytest.raises(ConfigError):
         GossipConfig(**kw)  # type: ignore[arg-type]
+
+
+# == too few peers that talk: FindPeers with a full mesh, grafts that prefer talkers ==========
+
+
+def _expects_traffic() -> PeerScoreParams:
+    """P3 on (the topic expects traffic), activated too late to prune anyone in these tests."""
+    tp = TopicScoreParams(mesh_message_deliveries_weight=-1.0,
+                          mesh_message_deliveries_threshold=1.0,
+                          mesh_message_deliveries_activation=10_000.0)
+    return PeerScoreParams(default_topic=tp)
+
+
+def _talk(rig: Rig, peers: list[int], data: bytes = b"ok") -> None:
+    """Each of ``peers`` sends a message of its own (a fresh seqno per call)."""
+    seq = (rig.core.tick * 100).to_bytes(8, "big")
+    for i in peers:
+        rpc = RPC(publish=(sign_message(KEYS[i], T, data, seq),))
+        rig.core.on_rpc(KEYS[i].peer_id, rpc, rig.now)
+    rig.collect()
+
+
+def test_a_full_mesh_of_silent_peers_is_starved_when_the_topic_expects_traffic() -> None:
+    rig = Rig(score=_expects_traffic())
+    for i in range(1, 11):
+        rig.peer(i)
+    rig.core.subscribe(T, rig.now)
+    rig.heartbeats(1)
+    s = rig.core.tick  # the first check: a window (10 heartbeats) must pass, then the wait (2)
+    rig.heartbeats(11)
+    assert rig.finds == []
+    rig.heartbeats(1)
+    assert len(rig.core.mesh_peers(T)) == 6  # full, of peers that never said anything
+    assert rig.finds == [(s + 12, FindPeers(T, 6))]
+    off = Rig(score=_expects_traffic(), discovery_active_ticks=0)
+    for i in range(1, 11):
+        off.peer(i)
+    off.core.subscribe(T, off.now)
+    off.heartbeats(40)
+    assert off.finds == []
+
+
+def test_a_busy_topic_with_few_talkers_asks_for_the_missing_ones() -> None:
+    rig = Rig()  # no P3: silence means something only once the topic has traffic
+    for i in range(1, 11):
+        rig.peer(i)
+    rig.core.subscribe(T, rig.now)
+    rig.heartbeats(15)
+    assert rig.finds == []  # nobody talks: an idle topic, not a starved one
+    for _ in range(14):
+        _talk(rig, [1, 2])
+        rig.heartbeats(1)
+    assert [f for _, f in rig.finds][:1] == [FindPeers(T, 6 - 2)]
+
+
+def test_everyone_talking_asks_for_nothing() -> None:
+    rig = Rig(score=_expects_traffic())
+    for i in range(1, 11):
+        rig.peer(i)
+    rig.core.subscribe(T, rig.now)
+    for _ in range(30):
+        _talk(rig, list(range(1, 11)))
+        rig.heartbeats(1)
+    assert rig.finds == [] and not rig.core.discovery
+
+
+def test_rejected_messages_do_not_make_a_peer_a_talker() -> None:
+    rig = Rig(score=_expects_traffic())
+    for i in range(1, 11):
+        rig.peer(i)
+    rig.core.set_validator(T, lambda m: Outcome.REJECT if m.data == b"bad" else Outcome.ACCEPT)
+    rig.core.subscribe(T, rig.now)
+    for _ in range(14):
+        _talk(rig, [1, 2])
+        _talk(rig, list(range(3, 11)), b"bad")
+        rig.heartbeats(1)
+    assert rig.finds and rig.finds[0][1] == FindPeers(T, 6 - 2)
+
+
+def test_a_short_mesh_grafts_the_peers_that_talk_first() -> None:
+    rig = Rig()
+    peers = [rig.peer(i) for i in range(1, 21)]
+    rig.core.subscribe(T, rig.now)
+    rig.heartbeats(1)
+    mesh = sorted(rig.core.mesh_peers(T))
+    talkers = [i for i in range(1, 21) if peers[i - 1] not in mesh][:3]
+    _talk(rig, talkers)
+    for p in mesh:  # the whole mesh prunes us: 14 candidates for 6 slots, 3 of them talkers
+        rig.core.on_rpc(p, RPC(control=Control(prune=(Prune(T, (), 60),))), rig.now)
+    rig.heartbeats(1)
+    new = rig.core.mesh_peers(T)
+    assert len(new) == 6 and {peers[i - 1] for i in talkers} <= new
+
+
+def test_config_rejects_negative_active_ticks() -> None:
+    with pytest.raises(ConfigError):
+        GossipConfig(discovery_active_ticks=-1)
 
 
 # == the host driver: FindPeers dials known peers it is not connected to ====================
