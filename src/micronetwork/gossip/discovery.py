@@ -27,8 +27,10 @@ others before the rule above sees it short, ~30 s at 80 % Sybils (docs/simulator
 topic is also starved when fewer than ``d_lo`` of its mesh peers and candidates are *active*:
 sent us a message or an IHAVE of the topic within the last ``discovery_active_ticks``
 heartbeats (:func:`note_heard`). That counts only where silence means something: the topic has
-had messages from peers for a whole window, or its score parameters expect traffic (P3 on);
-and only once we have been subscribed for a window. The ask is then for ``d`` minus the active
+delivered messages from peers for a whole window (IHAVEs alone do not count: a node that only
+publishes hears IHAVEs of its own messages, and its mesh peers, all downstream of it, never
+send it anything), or its score parameters expect traffic (P3 on); and only once we have been
+subscribed for a window. The ask is then for ``d`` minus the active
 peers. The graft below ``d_lo`` prefers active candidates too (:func:`prefer_active`): a peer
 that is heard from is more likely one that forwards.
 """
@@ -117,11 +119,9 @@ def _traffic(core: GossipCore, topic: str, window: int) -> TopicTraffic:
     tr = core.traffic.get(topic)
     if tr is None:
         tr = core.traffic[topic] = TopicTraffic(core.tick)
-    peers = core.peers
-    last = max((st.heard.get(topic, -1) for p in core.topics.get(topic, ())
-                if (st := peers.get(p)) is not None), default=-1)
+    last = core.delivered_tick.get(topic, -1)
     if last > tr.last:
-        if last - tr.last > window:
+        if tr.streak < 0 or last - tr.last > window:
             tr.streak = last
         tr.last = last
     return tr

@@ -31,7 +31,8 @@ Driver interface (the host driver and the simulator use only this):
 * Commands: ``Send(peer, protocol, rpc)`` (write ``GossipCore.encode(rpc)`` on the long-lived
   outbound stream, opened on first use), ``Dial(peer, ())`` (PX: find and connect the peer),
   ``FindPeers(topic, count)`` (topic discovery: connect up to ``count`` more peers of a topic
-  whose mesh is below ``d_lo`` with nobody left to graft, :mod:`.discovery`),
+  whose mesh is below ``d_lo`` with nobody left to graft, or that hears from too few of its
+  peers, :mod:`.discovery`),
   ``Disconnect(peer, reason)``, ``Emit(event)`` with events ``Message``, ``ValidateMessage``,
   ``PeerSubscribed``, ``PeerUnsubscribed``.
 
@@ -160,6 +161,7 @@ class GossipCore:
         self.backoff: dict[str, dict[PeerId, float]] = {}
         self.discovery: dict[str, DiscoveryWait] = {}  # starved topics -> next FindPeers
         self.traffic: dict[str, TopicTraffic] = {}  # subscribed topics' traffic (discovery)
+        self.delivered_tick: dict[str, int] = {}  # topic -> tick of the last peer's message
         self.promises: dict[bytes, dict[PeerId, float]] = {}  # IWANT asked: id -> peer -> by
         self.mcache = MessageCache(cfg.mcache_len, cfg.mcache_gossip)
         self.seen = TimeCache(cfg.seen_ttl)
@@ -327,6 +329,7 @@ class GossipCore:
             return
         self.discovery.pop(topic, None)
         self.traffic.pop(topic, None)
+        self.delivered_tick.pop(topic, None)
         self._announce(topic, False)
         for p in mesh:
             if self.score is not None:
@@ -504,6 +507,7 @@ class GossipCore:
             for q in (p.source, *p.also_from) if p.also_from else (p.source,):
                 if (st := peers.get(q)) is not None:
                     st.heard[topic] = tick  # discovery.note_heard: it forwards valid messages
+            self.delivered_tick[topic] = tick  # the topic has traffic (discovery)
             if self.score is not None:
                 self.score.deliver(p.source, mid, topic, now)
             self.mcache.put(mid, p.msg)

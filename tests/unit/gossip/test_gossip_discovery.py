@@ -17,6 +17,7 @@ from micronetwork.gossip import (
     Control,
     GossipConfig,
     GossipCore,
+    IHave,
     Outcome,
     PeerScoreParams,
     Prune,
@@ -218,17 +219,35 @@ def test_a_full_mesh_of_silent_peers_is_starved_when_the_topic_expects_traffic()
     assert off.finds == []
 
 
-def test_a_busy_topic_with_few_talkers_asks_for_the_missing_ones() -> None:
+@pytest.mark.parametrize("idle", [0, 15])
+def test_a_busy_topic_with_few_talkers_asks_for_the_missing_ones(idle: int) -> None:
     rig = Rig()  # no P3: silence means something only once the topic has traffic
     for i in range(1, 11):
         rig.peer(i)
     rig.core.subscribe(T, rig.now)
-    rig.heartbeats(15)
+    rig.heartbeats(idle)
     assert rig.finds == []  # nobody talks: an idle topic, not a starved one
     for _ in range(14):
         _talk(rig, [1, 2])
         rig.heartbeats(1)
     assert [f for _, f in rig.finds][:1] == [FindPeers(T, 6 - 2)]
+
+
+def test_a_node_that_only_publishes_is_not_starved_by_silence() -> None:
+    # Its mesh peers are all downstream (they never send it anything) and the others send
+    # IHAVEs of its own messages: no message from a peer, so no traffic to judge by.
+    rig = Rig()
+    for i in range(1, 11):
+        rig.peer(i)
+    rig.core.subscribe(T, rig.now)
+    for n in range(30):
+        mid = rig.core.publish(T, b"mine %d" % n, rig.now)
+        for i in range(7, 11):
+            ihave = Control(ihave=(IHave(T, (mid,)),))
+            rig.core.on_rpc(KEYS[i].peer_id, RPC(control=ihave), rig.now)
+        rig.collect()
+        rig.heartbeats(1)
+    assert rig.finds == [] and not rig.core.discovery
 
 
 def test_everyone_talking_asks_for_nothing() -> None:
