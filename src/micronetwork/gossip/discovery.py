@@ -147,12 +147,11 @@ def _short_of_active(
 
 
 def check(core: GossipCore, topic: str, mesh: set[PeerId], cands: list[PeerId]) -> None:
-    """Called once per subscribed topic and heartbeat, after the mesh was maintained, with the
+    """Called once per subscribed topic and heartbeat while discovery is on, after the mesh was
+    maintained, with the
     peers still left to graft; see the module docstring."""
     cfg = core.config
     waits = core.discovery
-    if not cfg.discovery:
-        return
     short = _short_of_active(core, topic, mesh, cands)  # also keeps the traffic record
     count = cfg.d - len(mesh) if len(mesh) < cfg.d_lo and not cands else short
     if count <= 0:

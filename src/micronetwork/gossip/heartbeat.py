@@ -54,7 +54,8 @@ def heartbeat(core: GossipCore, now: float) -> None:
     batch = _Batch()
     for topic, mesh in core.mesh.items():
         _maintain_mesh(core, topic, mesh, scores, batch, now)
-        _discovery.check(core, topic, mesh, _candidates(core, topic, mesh, scores, now))
+        if core.config.discovery:
+            _discovery.check(core, topic, mesh, _candidates(core, topic, mesh, scores, now))
         _gossip(core, topic, mesh, scores, batch)
     _maintain_fanout(core, scores, batch, now)
     _flush(core, batch, now)
