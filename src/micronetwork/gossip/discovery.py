@@ -148,8 +148,7 @@ def _short_of_active(
 
 def check(core: GossipCore, topic: str, mesh: set[PeerId], cands: list[PeerId]) -> None:
     """Called once per subscribed topic and heartbeat while discovery is on, after the mesh was
-    maintained, with the
-    peers still left to graft; see the module docstring."""
+    maintained, with the peers still left to graft; see the module docstring."""
     cfg = core.config
     waits = core.discovery
     short = _short_of_active(core, topic, mesh, cands)  # also keeps the traffic record
