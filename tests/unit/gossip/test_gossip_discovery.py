@@ -81,10 +81,7 @@ def test_short_mesh_with_nobody_to_graft_asks_for_the_missing_peers() -> None:
 
 
 def test_no_find_while_the_mesh_is_full() -> None:
-    rig = Rig()
-    for i in range(1, 11):
-        rig.peer(i)
-    rig.core.subscribe(T, rig.now)
+    rig = _subscribed()
     rig.heartbeats(20)
     assert len(rig.core.mesh_peers(T)) >= 5
     assert rig.finds == [] and not rig.core.discovery
@@ -190,6 +187,15 @@ def _expects_traffic() -> PeerScoreParams:
     return PeerScoreParams(default_topic=tp)
 
 
+def _subscribed(**cfg: object) -> Rig:
+    """A rig with peers 1..10 connected and subscribed, and the core subscribed to T."""
+    rig = Rig(**cfg)
+    for i in range(1, 11):
+        rig.peer(i)
+    rig.core.subscribe(T, rig.now)
+    return rig
+
+
 def _talk(rig: Rig, peers: list[int], data: bytes = b"ok") -> None:
     """Each of ``peers`` sends a message of its own (a fresh seqno per call)."""
     seq = (rig.core.tick * 100).to_bytes(8, "big")
@@ -200,10 +206,7 @@ def _talk(rig: Rig, peers: list[int], data: bytes = b"ok") -> None:
 
 
 def test_a_full_mesh_of_silent_peers_is_starved_when_the_topic_expects_traffic() -> None:
-    rig = Rig(score=_expects_traffic())
-    for i in range(1, 11):
-        rig.peer(i)
-    rig.core.subscribe(T, rig.now)
+    rig = _subscribed(score=_expects_traffic())
     rig.heartbeats(1)
     s = rig.core.tick  # the first check: a window (10 heartbeats) must pass, then the wait (2)
     rig.heartbeats(11)
@@ -211,20 +214,14 @@ def test_a_full_mesh_of_silent_peers_is_starved_when_the_topic_expects_traffic()
     rig.heartbeats(1)
     assert len(rig.core.mesh_peers(T)) == 6  # full, of peers that never said anything
     assert rig.finds == [(s + 12, FindPeers(T, 6))]
-    off = Rig(score=_expects_traffic(), discovery_active_ticks=0)
-    for i in range(1, 11):
-        off.peer(i)
-    off.core.subscribe(T, off.now)
+    off = _subscribed(score=_expects_traffic(), discovery_active_ticks=0)
     off.heartbeats(40)
     assert off.finds == []
 
 
 @pytest.mark.parametrize("idle", [0, 15])
 def test_a_busy_topic_with_few_talkers_asks_for_the_missing_ones(idle: int) -> None:
-    rig = Rig()  # no P3: silence means something only once the topic has traffic
-    for i in range(1, 11):
-        rig.peer(i)
-    rig.core.subscribe(T, rig.now)
+    rig = _subscribed()  # no P3: silence means something only once the topic has traffic
     rig.heartbeats(idle)
     assert rig.finds == []  # nobody talks: an idle topic, not a starved one
     for _ in range(14):
@@ -236,10 +233,7 @@ def test_a_busy_topic_with_few_talkers_asks_for_the_missing_ones(idle: int) -> N
 def test_a_node_that_only_publishes_is_not_starved_by_silence() -> None:
     # Its mesh peers are all downstream (they never send it anything) and the others send
     # IHAVEs of its own messages: no message from a peer, so no traffic to judge by.
-    rig = Rig()
-    for i in range(1, 11):
-        rig.peer(i)
-    rig.core.subscribe(T, rig.now)
+    rig = _subscribed()
     for n in range(30):
         mid = rig.core.publish(T, b"mine %d" % n, rig.now)
         for i in range(7, 11):
@@ -251,10 +245,7 @@ def test_a_node_that_only_publishes_is_not_starved_by_silence() -> None:
 
 
 def test_everyone_talking_asks_for_nothing() -> None:
-    rig = Rig(score=_expects_traffic())
-    for i in range(1, 11):
-        rig.peer(i)
-    rig.core.subscribe(T, rig.now)
+    rig = _subscribed(score=_expects_traffic())
     for _ in range(30):
         _talk(rig, list(range(1, 11)))
         rig.heartbeats(1)
