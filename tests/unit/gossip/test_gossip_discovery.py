@@ -252,11 +252,13 @@ def test_everyone_talking_asks_for_nothing() -> None:
     assert rig.finds == [] and not rig.core.discovery
 
 
-def test_rejected_messages_do_not_make_a_peer_a_talker() -> None:
+@pytest.mark.parametrize("outcome", [Outcome.REJECT, Outcome.IGNORE])
+def test_messages_not_accepted_do_not_make_a_peer_a_talker(outcome: Outcome) -> None:
+    # (rejected ones also cost the sender its score, ignored ones cost nothing)
     rig = Rig(score=_expects_traffic())
     for i in range(1, 11):
         rig.peer(i)
-    rig.core.set_validator(T, lambda m: Outcome.REJECT if m.data == b"bad" else Outcome.ACCEPT)
+    rig.core.set_validator(T, lambda m: outcome if m.data == b"bad" else Outcome.ACCEPT)
     rig.core.subscribe(T, rig.now)
     for _ in range(14):
         _talk(rig, [1, 2])
