@@ -65,8 +65,8 @@ class DiscoveryWait:
 
 
 class TopicTraffic:
-    """Heartbeat ticks: first check after subscribing, start of the current run of traffic
-    (no gap longer than a window), last tick a peer was heard."""
+    """Heartbeat ticks: the first check after subscribing, the start of the current run of
+    traffic (no gap longer than a window), the last tick a peer's message was delivered."""
 
     __slots__ = ("subscribed", "streak", "last")
 
@@ -116,6 +116,7 @@ def _expects_traffic(core: GossipCore, topic: str) -> bool:
 
 
 def _traffic(core: GossipCore, topic: str, window: int) -> TopicTraffic:
+    """The topic's record, brought up to date with the router's last delivery tick."""
     tr = core.traffic.get(topic)
     if tr is None:
         tr = core.traffic[topic] = TopicTraffic(core.tick)
