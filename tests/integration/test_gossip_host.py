@@ -9,6 +9,7 @@ import trio
 
 from micronetwork import Node, NodeConfig
 from micronetwork.gossip import GossipConfig
+from micronetwork.netview.core import TOPIC as NETVIEW
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +85,11 @@ async def test_a_broken_gossip_stream_is_reopened_and_the_peer_told_again() -> N
             b_in = await stack.enter_async_context(b.subscribe("t"))
             while a.peer_id not in b.topic_peers("warm") or b.peer_id not in a.topic_peers("t"):
                 await trio.sleep(0.02)  # no event for subscriptions: poll, bounded above
+            # Both nodes' own topic (the network view) meshes at their first heartbeats; wait
+            # for that GRAFT, or it may be the RPC that meets the broken stream, and the
+            # subscription below would go out on a new stream before any reopen.
+            while a.peer_id not in b.mesh_peers(NETVIEW) or b.peer_id not in a.mesh_peers(NETVIEW):
+                await trio.sleep(0.02)
             await _reset_outbound_gossip_stream(a, b)
             # a's subscription and GRAFT for "t" go to the broken stream and are dropped.
             a_in = await stack.enter_async_context(a.subscribe("t"))
