@@ -27,7 +27,8 @@ from .discovery import note_heard
 from .messages import RPC, Control, Graft, IDontWant, IHave, IWant, PeerExchange, Prune, PubMessage
 
 if TYPE_CHECKING:
-    from .router import GossipCore, PeerState
+    from .peer_state import PeerState
+    from .router import GossipCore
 
 __all__ = ["make_prune", "on_control"]
 

@@ -44,7 +44,8 @@ from ..commands import FindPeers
 from ..identity.peerid import PeerId
 
 if TYPE_CHECKING:
-    from .router import GossipCore, PeerState
+    from .peer_state import PeerState
+    from .router import GossipCore
 
 __all__ = ["DiscoveryWait", "TopicTraffic", "check", "note_heard", "prefer_active"]
 

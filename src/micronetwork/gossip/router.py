@@ -75,6 +75,7 @@ from .messages import (
     PubMessage,
     SubOpts,
 )
+from .peer_state import PeerState
 from .score import PeerScore
 from .signing import default_msg_id, sign_message, verify_message
 from .wire import decode_rpc, encode_rpc
@@ -89,35 +90,6 @@ _TOPIC_COUNTERS = (
     "published delivered duplicates invalid ignored ihave_sent ihave_received iwant_sent "
     "iwant_received idontwant_sent idontwant_received"
 ).split()
-
-
-class PeerState:
-    """What the router knows of one connected gossip peer."""
-
-    __slots__ = (
-        "protocol",
-        "outbound",
-        "topics",
-        "ip",
-        "dontwant",
-        "ihaves",
-        "iasked",
-        "idontwants",
-        "bad",
-        "heard",
-    )
-
-    def __init__(self, protocol: str, outbound: bool, ip: str | None) -> None:
-        self.protocol = protocol
-        self.outbound = outbound
-        self.ip = ip
-        self.topics: set[str] = set()
-        self.dontwant: dict[bytes, int] = {}  # msg id -> heartbeat tick it was announced
-        self.ihaves = 0  # IHAVEs acted on this heartbeat
-        self.iasked = 0  # ids asked for this heartbeat
-        self.idontwants = 0
-        self.bad = 0
-        self.heard: dict[str, int] = {}  # topic -> tick of its last message or IHAVE from it
 
 
 class _Pending:
