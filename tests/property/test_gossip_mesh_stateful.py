@@ -3,8 +3,9 @@
 Fake peers connect, subscribe, GRAFT, PRUNE (with a backoff), change score and leave, while
 time passes. The model tracks who is connected and subscribed and every backoff announced in
 either direction. Checked: the core never GRAFTs a peer inside a backoff; the mesh only holds
-connected subscribers; right after each heartbeat the mesh has at most ``d_hi`` peers, at least
-``d_lo`` unless no eligible peer is left, and no peer with a negative score.
+connected subscribers; right after each heartbeat the mesh has at most ``d_hi`` peers (plus the
+opportunistic grafts of that heartbeat), at least ``d_lo`` unless no eligible peer is left, and
+no peer with a negative score.
 """
 
 from __future__ import annotations
@@ -140,16 +141,20 @@ class MeshMachine(RuleBasedStateMachine):
                                 "does not consume it"
             self.now = max(self.now, d)
             beats = self.core.counters["heartbeats"]
+            opportunistic = self.core.counters["opportunistic_grafts"]
             self.core.on_timer(self.now)
             self.collect()
             if self.core.counters["heartbeats"] > beats:
-                self.check_after_heartbeat()
+                self.check_after_heartbeat(self.core.counters["opportunistic_grafts"]
+                                           - opportunistic)
         self.now = end
 
-    def check_after_heartbeat(self) -> None:
+    def check_after_heartbeat(self, opportunistic: int) -> None:
         cfg = self.core.config
         mesh = self.core.mesh_peers(T)
-        assert len(mesh) <= cfg.d_hi
+        # Opportunistic grafts come last and may take the mesh over d_hi until the next
+        # heartbeat trims it, keeping the best scored (as go-libp2p's heartbeat does).
+        assert len(mesh) <= cfg.d_hi + opportunistic
         assert all(self.core.peer_score(p, self.now) >= 0 for p in mesh)
         if len(mesh) < cfg.d_lo:
             eligible = [
