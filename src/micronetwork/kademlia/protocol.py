@@ -79,12 +79,19 @@ class KademliaCore:
         local_addrs: tuple[bytes, ...] = (),
         validators: Mapping[str, Validator] | None = None,
         local_key: int | None = None,
+        table: RoutingTable | None = None,
     ) -> None:
+        """``table``: the routing table to use, empty, for ``local_id`` with ``config.k`` (the
+        simulator passes its compact one); by default a new :class:`RoutingTable`."""
         self.config = cfg = config or KademliaConfig()
         self.local_id = local_id
         self.local_addrs = local_addrs
         self.rng = rng or random.Random(0)
-        self.table = RoutingTable(local_id, cfg.k, local_key, cfg.bucket_spread_bits)
+        if table is None:
+            table = RoutingTable(local_id, cfg.k, local_key, cfg.bucket_spread_bits)
+        elif table.local_id != local_id or table.k != cfg.k or len(table):
+            raise ValueError("the table must be empty, for this peer and k")
+        self.table = table
         self.records = RecordStore(
             validators if validators is not None else default_validators(cfg.max_value_size),
             cfg.record_ttl,

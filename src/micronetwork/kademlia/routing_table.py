@@ -65,6 +65,9 @@ class Entry:
 
 
 class RoutingTable:
+    __slots__ = ("local_id", "local_key", "k", "spread_bits", "_quota", "_buckets", "_where",
+                 "_pending")
+
     def __init__(
         self,
         local_id: PeerId,
@@ -108,7 +111,8 @@ class RoutingTable:
             yield from self._buckets[cpl]
 
     def peers(self) -> list[PeerId]:
-        return list(self._where)
+        """The peers in the table, bucket by bucket (farthest first), as :meth:`entries`."""
+        return [e.peer_id for e in self.entries()]
 
     def bucket_sizes(self) -> dict[int, int]:
         return {cpl: len(b) for cpl, b in sorted(self._buckets.items())}
@@ -262,4 +266,4 @@ class RoutingTable:
     def stale(self, now: float, older_than: float) -> list[Entry]:
         """Entries not heard from within ``older_than`` seconds (liveness checks)."""
         limit = now - older_than
-        return [e for b in self._buckets.values() for e in b if e.last_seen < limit]
+        return [e for e in self.entries() if e.last_seen < limit]

@@ -18,6 +18,11 @@ first identifies its sender at the receiver (``on_peer_identified``, as libp2p's
 on a new connection; the simulator has no connection state, so it does so per request), then goes
 to the node's :class:`~.node.Behaviour` (honest: the core). A node's CPU is a queue: each inbound
 request costs ``crypto.verify_cost * node.slow`` and the answer leaves when the CPU is done.
+
+With ``compact_tables=True`` every core gets a :class:`~.compact_table.CompactTable` (node
+numbers in arrays, ~12 bytes per entry instead of ~143) over the simulator's
+:class:`~.compact_table.Directory`, where node ``n`` is ``nodes[n]``: the same run, event for
+event, in a ninth of the memory (what a million nodes need).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from ..kademlia.keyspace import (
     use_preimage_pool,
 )
 from ..kademlia.messages import KadMessage
+from .compact_table import CompactTable, Directory
 from .crypto import CryptoModel, model_peer_id
 from .loop import EventLoop
 from .metrics import LookupRecord, MessageRecord, Metrics
@@ -74,6 +80,7 @@ class Simulator:
         crypto: CryptoModel | None = None,
         record_messages: bool = False,
         exact_sizes: bool = False,
+        compact_tables: bool = False,
     ) -> None:
         global _POOL
         self.seed = seed
@@ -86,6 +93,7 @@ class Simulator:
         self.exact_sizes = exact_sizes or self.crypto.mode == "execute"
         self.nodes: list[SimNode] = []
         self.by_id: dict[PeerId, SimNode] = {}
+        self.directory: Directory | None = Directory() if compact_tables else None
         self.alive: list[SimNode] = []
         self._alive_pos: dict[int, int] = {}
         self._tokens: dict[int, tuple[SimNode, int, bool]] = {}
@@ -138,9 +146,15 @@ class Simulator:
             pin_peer_key(pid, key)
         nkey = peer_key(pid)
         addr = b"\x04" + (0x0A000000 + idx).to_bytes(4, "big") + b"\x06\x0f\xa1"
+        cfg = config or self.kad
+        table = None
+        if self.directory is not None:
+            if self.directory.add(pid, nkey, (addr,)) != idx:
+                raise ValueError(f"peer id of node {idx} is already in the simulation")
+            table = CompactTable(self.directory, pid, cfg.k, nkey, cfg.bucket_spread_bits)
         core = KademliaCore(
-            pid, config=config or self.kad, rng=self.rng, now=self.now, local_addrs=(addr,),
-            local_key=nkey,
+            pid, config=cfg, rng=self.rng, now=self.now, local_addrs=(addr,), local_key=nkey,
+            table=table,
         )
         node = SimNode(idx, pid, nkey, (addr,), core, role, self.now)
         node.behaviour = behaviour

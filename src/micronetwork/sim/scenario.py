@@ -19,6 +19,8 @@ the peers that super named; then a refresh of every bucket), and :meth:`refresh_
 more refresh round so that the early joiners also learn about the late ones.
 :meth:`ideal_tables` instead fills every table from the global view (each bucket holds ``k``
 random members of its subtree): the baseline the protocol-built tables are compared with.
+``compact_tables=True`` stores the tables as arrays (:mod:`.compact_table`): the same run in a
+ninth of the memory, for networks of a million nodes.
 
 A :class:`~.load.LoadMonitor` watches the super nodes throughout (:meth:`super_load`), and
 every stage reports its progress from 0 to 1 (join, settle, refresh, lookups), so that long
@@ -36,6 +38,7 @@ from typing import Any
 
 from ..kademlia import KademliaConfig, QueryFinished
 from .churn import Churn
+from .compact_table import CompactTable
 from .crypto import CryptoModel
 from .load import LoadMonitor
 from .models import NetworkModel, Uniform
@@ -65,6 +68,7 @@ class Scenario:
         join_rate: float = 50.0,
         progress: Progress | None = None,
         record_messages: bool = False,
+        compact_tables: bool = False,
     ) -> None:
         if nodes < 2:
             raise ValueError("a scenario needs at least 2 nodes")
@@ -76,7 +80,7 @@ class Scenario:
         self.progress = progress or _no_progress
         net = network or NetworkModel(latency=Uniform(0.020, 0.120, seed=seed))
         self.sim = Simulator(seed, network=net, kad=kad, crypto=crypto,
-                             record_messages=record_messages)
+                             record_messages=record_messages, compact_tables=compact_tables)
         self.supers: list[SimNode] = []
         self.load = LoadMonitor(self.sim, self.supers)
         self.built_at = 0.0
@@ -176,6 +180,7 @@ class Scenario:
         k = sim.kad.k
         rng = sim.rng
         now = self.now
+        numbers = [n.idx for n in nodes]  # a compact table's names for them
         for i, node in enumerate(nodes):
             table = node.core.table
             for cpl in range(256):
@@ -185,9 +190,12 @@ class Scenario:
                 hi = bisect_left(keys, lo_key + (1 << bit))
                 if hi > lo:
                     picks = range(lo, hi) if hi - lo <= k else rng.sample(range(lo, hi), k)
-                    for j in picks:
-                        other = nodes[j]
-                        table.update(other.peer_id, other.addrs, now, other.key)
+                    if isinstance(table, CompactTable):
+                        table.fill(cpl, [numbers[j] for j in picks], now)
+                    else:
+                        for j in picks:
+                            other = nodes[j]
+                            table.update(other.peer_id, other.addrs, now, other.key)
                 mine = bisect_left(keys, (node.key >> bit) << bit)
                 mine_hi = bisect_left(keys, ((node.key >> bit) + 1) << bit)
                 if mine_hi - mine <= 1:

@@ -66,6 +66,7 @@ class RunParams:
     join_rate: float = 50.0
     bootstrap_contacts: int = 1  # super nodes a join asks at first (KademliaConfig)
     spread_bits: int = 0  # KademliaConfig.bucket_spread_bits (0: plain least-recently-seen)
+    compact_tables: bool = False  # routing tables as arrays (sim.compact_table): 1M nodes
     topology: Any = None  # a Topology (latency from a networkx graph) or None
     # gossip scenarios
     degree: int = 20  # connections per node (random regular graph)
@@ -124,7 +125,8 @@ class RunParams:
                              bucket_spread_bits=self.spread_bits)
         crypto = CryptoModel(mode=self.crypto, verify_cost=self.verify_cost, id_puzzle=puzzle)
         return Scenario(self.nodes, self.seed, supers=self.supers, network=net, kad=kad,
-                        crypto=crypto, join_rate=self.join_rate, progress=progress)
+                        crypto=crypto, join_rate=self.join_rate, progress=progress,
+                        compact_tables=self.compact_tables)
 
 
 Figures = dict[str, Any]
