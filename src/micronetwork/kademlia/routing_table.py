@@ -36,7 +36,39 @@ from enum import Enum
 from ..identity.peerid import PeerId
 from .keyspace import KEY_BITS, kad_key
 
-__all__ = ["Entry", "Outcome", "RoutingTable"]
+__all__ = ["Entry", "Outcome", "RoutingTable", "bucket_order"]
+
+
+def bucket_order(diff: int, cpls: list[int]) -> list[int]:
+    """The buckets ``cpls`` (ascending) in the order of their entries' distance to a target
+    whose key differs from ours by ``diff``: every entry of a bucket in the list is nearer than
+    every entry of the buckets after it, so only one bucket at a time needs sorting.
+
+    Why: the target shares ``b`` bits with us (``b = cpl(diff)``); bucket ``b`` is nearest. An
+    entry of a deeper bucket ``c`` differs from us first at bit ``c``, so against the target it
+    differs at bit ``c`` exactly when ``diff`` does not: if ``diff`` has bit ``c``, bucket ``c``
+    is nearer than every bucket deeper than ``c``, otherwise farther. The deeper buckets thus go
+    those with the bit set, ascending, then those without, descending; the shallower buckets
+    (``c < b``, whose entries differ from the target at bit ``c``, above bit ``b``) last,
+    descending.
+    """
+    b = KEY_BITS - diff.bit_length()
+    near: list[int] = []
+    far: list[int] = []
+    shallow: list[int] = []
+    first: list[int] = []
+    for c in cpls:
+        if c < b:
+            shallow.append(c)
+        elif c == b:
+            first.append(c)
+        elif (diff >> (KEY_BITS - 1 - c)) & 1:
+            near.append(c)
+        else:
+            far.append(c)
+    far.reverse()
+    shallow.reverse()
+    return first + near + far + shallow
 
 
 class Outcome(Enum):
@@ -124,18 +156,10 @@ class RoutingTable:
         """Up to ``n`` entries nearest to ``target`` by XOR distance, nearest first."""
         if n <= 0 or not self._where:
             return []
-        b = KEY_BITS - (target ^ self.local_key).bit_length()
         buckets = self._buckets
-        groups: list[list[Entry]] = []
-        if b in buckets:
-            groups.append(buckets[b])
-        deeper = [e for c, bk in buckets.items() if c > b for e in bk]
-        if deeper:
-            groups.append(deeper)
-        for c in sorted((c for c in buckets if c < b), reverse=True):
-            groups.append(buckets[c])
         out: list[Entry] = []
-        for group in groups:
+        for cpl in bucket_order(target ^ self.local_key, sorted(buckets)):
+            group = buckets[cpl]
             if len(group) > 1:
                 group = sorted(group, key=lambda e: e.key ^ target)
             for e in group:

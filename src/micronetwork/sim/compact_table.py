@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 
 from ..identity.peerid import PeerId
 from ..kademlia.keyspace import KEY_BITS, kad_key
-from ..kademlia.routing_table import Entry, Outcome, RoutingTable
+from ..kademlia.routing_table import Entry, Outcome, RoutingTable, bucket_order
 
 __all__ = ["CompactTable", "Directory"]
 
@@ -186,22 +186,13 @@ class CompactTable(RoutingTable):
         if n <= 0 or not self._n:
             return []
         keys = self._dir.keys
-        b = KEY_BITS - (target ^ self.local_key).bit_length()
-        groups: list[list[tuple[int, float]]] = []
-        present = list(self._buckets_by_cpl())
-        for cpl, ids, seen in present:
-            if cpl == b:
-                groups.append(list(zip(ids, seen, strict=True)))
-        deeper = [(i, t) for cpl, ids, seen in present if cpl > b
-                  for i, t in zip(ids, seen, strict=True)]
-        if deeper:
-            groups.append(deeper)
-        for cpl, ids, seen in reversed(present):
-            if cpl < b:
-                groups.append(list(zip(ids, seen, strict=True)))
+        present = [cpl for cpl, b in enumerate(self._ids) if b is not None]
         skip = -1 if exclude is None else self._dir.index.get(exclude, -1)
         out: list[Entry] = []
-        for group in groups:
+        for cpl in bucket_order(target ^ self.local_key, present):
+            ids, seen = self._ids[cpl], self._seen[cpl]
+            assert ids is not None and seen is not None
+            group = list(zip(ids, seen, strict=True))
             if len(group) > 1:
                 group.sort(key=lambda it: keys[it[0]] ^ target)
             for i, t in group:
