@@ -73,3 +73,26 @@ def test_sweep_of_seeds_and_sizes_is_one_command(tmp_path: Path) -> None:
     assert rc == 0
     sweep = json.loads((tmp_path / "sweep.json").read_text())
     assert sorted((r["nodes"], r["seed"]) for r in sweep) == [(30, 1), (30, 2)]
+
+
+def test_a_network_too_big_for_the_memory_is_refused_with_the_way_out(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from micronetwork.sim import scenarios
+
+    monkeypatch.setattr(scenarios, "_total_memory", lambda: 16.0)
+    assert _run(["ideal", "--nodes", "1000000"]) == 2
+    err = capsys.readouterr().err
+    assert "1,000,000 nodes need about" in err and "--compact-tables about" in err
+    assert "Traceback" not in err
+    # Compact tables fit; two such runs at once do not.
+    scenarios.RunParams(nodes=1_000_000, compact_tables=True).check_memory()
+    with pytest.raises(scenarios.ScenarioError, match="2 runs at once"):
+        scenarios.RunParams(nodes=1_000_000, compact_tables=True).check_memory(2)
+
+
+def test_compact_tables_run_from_the_command_line(tmp_path: Path) -> None:
+    assert _run(["ideal", "--nodes", "300", "--lookups", "50", "--compact-tables", "--quiet",
+                 "--no-plots", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["figures"]["ideal"]["success"] == 1.0

@@ -176,8 +176,12 @@ def run(args: argparse.Namespace) -> int:
               f"choose one of: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
     try:
+        at_once = 1 if args.jobs == 1 else min(args.jobs, len(args.nodes) * len(args.seeds))
         for n in args.nodes:
-            _params(args, n, args.seeds[0]).check()
+            p = _params(args, n, args.seeds[0])
+            p.check()
+            if not args.scenario.startswith("gossip"):
+                p.check_memory(at_once)
         if args.jobs < 1:
             raise ScenarioError("--jobs must be at least 1")
     except (ScenarioError, ConfigError) as exc:

@@ -24,6 +24,8 @@ gossip*        gossipsub over a fixed topology (``gossip``, ``gossip-sybil``,
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +101,30 @@ class RunParams:
             raise ScenarioError("--disjoint values must be between 1 and 16")
         self.latency_model()
 
+    def table_memory_gib(self) -> float:
+        """What a Kademlia scenario of this size holds, estimated (GiB): full tables of
+        ``k * log2(N) - 68`` entries per node (fitted on 10k-1M) at the bytes per entry and per
+        node ``benchmarks/sim_memory.py`` measured for the table kind in use."""
+        per_entry, per_node = (_COMPACT_BYTES if self.compact_tables else _PLAIN_BYTES)
+        entries = max(0.0, self.k * math.log2(self.nodes) - 68.0)
+        return self.nodes * (per_node + entries * per_entry) / 2**30
+
+    def check_memory(self, runs_at_once: int = 1) -> None:
+        """Refuse a Kademlia scenario that cannot fit in this machine's memory (a clear error
+        instead of the kernel killing the run after minutes), with the way out."""
+        total = _total_memory()
+        need = self.table_memory_gib() * runs_at_once
+        if total is None or need <= 0.9 * total:
+            return
+        hint = ""
+        if not self.compact_tables:
+            compact = dataclasses.replace(self, compact_tables=True).table_memory_gib()
+            hint = f"; with --compact-tables about {compact * runs_at_once:.1f} GiB"
+        raise ScenarioError(
+            f"{self.nodes:,} nodes need about {need:.1f} GiB"
+            f"{' for ' + str(runs_at_once) + ' runs at once' if runs_at_once > 1 else ''}; "
+            f"this machine has {total:.1f} GiB{hint}")
+
     def latency_model(self) -> LatencyModel:
         if self.topology is not None:
             return self.topology  # type: ignore[no-any-return]
@@ -127,6 +153,18 @@ class RunParams:
         return Scenario(self.nodes, self.seed, supers=self.supers, network=net, kad=kad,
                         crypto=crypto, join_rate=self.join_rate, progress=progress,
                         compact_tables=self.compact_tables)
+
+
+# (bytes per table entry, bytes per node besides its table), measured by sim_memory.py
+_PLAIN_BYTES = (143.0, 3000.0)
+_COMPACT_BYTES = (25.0, 3000.0)
+
+
+def _total_memory() -> float | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (AttributeError, ValueError, OSError):  # not every platform says
+        return None
 
 
 Figures = dict[str, Any]
