@@ -170,6 +170,29 @@ def _fmt_eta(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def stage_progress(label: str) -> Any:
+    """A simulation's progress callback ``(fraction, stage)`` that prints to stderr every 15 s
+    (and at each stage's end), with the time elapsed and an estimate of the stage's time left."""
+    t0 = time.monotonic()
+    last = [0.0]
+    stage_t0: dict[str, float] = {}
+
+    def report(frac: float, stage: str) -> None:
+        now = time.monotonic()
+        start = stage_t0.setdefault(stage, now)
+        if now - last[0] >= 15 or frac >= 1.0:
+            last[0] = now
+            el = now - start
+            eta = f"~{el / frac * (1 - frac):.0f}s" if frac > 0.01 else "?"
+            print(
+                f"[{label}] {stage} {frac:4.0%}  {now - t0:5.0f}s elapsed, {eta} left (stage)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return report
+
+
 def progress(items: Iterable[T] | int, label: str = "", total: int | None = None) -> Iterator[T]:
     """Iterate with a progress bar and an estimate of time left (on stderr).
 

@@ -34,26 +34,7 @@ SPREAD = 0  # KademliaConfig.bucket_spread_bits (--bucket-spread-bits)
 ISSUE_IDEAL = {"1000": (2.03, 3), "10000": (2.63, 3), "100000": (3.08, 4)}
 
 
-def _progress(label: str) -> Any:
-    """Each stage (join, settle, refresh, lookups...) reports 0..1; the estimate is per stage."""
-    t0 = time.monotonic()
-    last = [0.0]
-    stage_t0: dict[str, float] = {}
-
-    def report(frac: float, stage: str) -> None:
-        now = time.monotonic()
-        start = stage_t0.setdefault(stage, now)
-        if now - last[0] >= 15 or frac >= 1.0:
-            last[0] = now
-            el = now - start
-            eta = f"~{el / frac * (1 - frac):.0f}s" if frac > 0.01 else "?"
-            print(
-                f"[{label}] {stage} {frac:4.0%}  {now - t0:5.0f}s elapsed, {eta} left (stage)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    return report
+_progress = _common.stage_progress
 
 
 def rounds_section(n: int, seed: int, lookups: int, churn_lookups: int) -> dict[str, Any]:

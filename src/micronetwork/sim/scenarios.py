@@ -155,9 +155,10 @@ class RunParams:
                         compact_tables=self.compact_tables)
 
 
-# (bytes per table entry, bytes per node besides its table), measured by sim_memory.py
-_PLAIN_BYTES = (143.0, 3000.0)
-_COMPACT_BYTES = (25.0, 3000.0)
+# (bytes per table entry, bytes per node besides its table): the fits of
+# benchmarks/sim_memory.py (2026-11-29; plain on 10k + 100k nodes, compact on 100k + 1M)
+_PLAIN_BYTES = (120.0, 6000.0)
+_COMPACT_BYTES = (26.0, 3800.0)
 
 
 def _total_memory() -> float | None:
