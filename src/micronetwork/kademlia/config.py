@@ -35,6 +35,10 @@ class KademliaConfig:
     refresh_interval: float = 600.0  # bucket refresh (go: 10 min)
     max_refresh_cpl: int = 15  # deeper buckets are not refreshed (preimage search cost)
     liveness_interval: float = 300.0  # entries not heard from this long get pinged
+    # A newcomer to a full bucket: its least recently seen entry is pinged only if not heard
+    # from for this long; otherwise the newcomer waits as the bucket's candidate and takes the
+    # place if that entry fails (Kademlia paper 4.1). 0: always ping (the paper's basic rule).
+    evict_ping_after: float = 60.0
     maintenance_interval: float = 30.0  # how often refresh/republish/expiry are considered
     rebootstrap_interval: float = 10.0  # an empty table retries bootstrap this often
     record_ttl: float = 36 * HOUR
@@ -63,6 +67,8 @@ class KademliaConfig:
                 raise ConfigError(f"kademlia {name} must be at least 1")
         if not 0 <= self.bucket_spread_bits <= 8:
             raise ConfigError("kademlia bucket_spread_bits must be between 0 and 8")
+        if self.evict_ping_after < 0:
+            raise ConfigError("kademlia evict_ping_after must not be negative")
         for name in ("request_timeout", "refresh_interval", "maintenance_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"kademlia {name} must be positive")

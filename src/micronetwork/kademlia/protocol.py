@@ -8,10 +8,13 @@ them itself in :meth:`on_timer`, so the same code behaves identically on real so
 virtual time. :meth:`next_deadline` tells the driver when to call :meth:`on_timer` next.
 
 Peers enter the routing table only when they have shown they serve the DHT: identify listed
-our protocol, or they answered one of our requests. Full buckets ping their least recently
-seen entry before admitting anyone (see :mod:`.routing_table`). A peer whose requests keep
-failing, whose liveness ping fails, or that keeps sending garbage, leaves the table; the
-garbage sender is also disconnected.
+our protocol, or they answered one of our requests. A newcomer to a full bucket waits as the
+bucket's candidate (see :mod:`.routing_table`); the least recently seen entry is pinged first
+only if it has not been heard from for ``evict_ping_after`` (60 s), and the candidate takes its
+place when it fails (the Kademlia paper's replacement cache, section 4.1: a ping for every
+request from an unknown peer would double the requests a lookup costs the network). A peer
+whose requests keep failing, whose liveness ping fails, or that keeps sending garbage, leaves
+the table (a waiting candidate takes the slot); the garbage sender is also disconnected.
 
 Queries (``find_closest``, ``find_peer``, ``get_value``, ``put_value``, ``get_providers``,
 ``provide``, ``bootstrap``) return an id and end with an ``Emit(QueryFinished)``.
@@ -147,7 +150,7 @@ class KademliaCore:
         if self.config.protocol_id in protocols:
             self._admit(peer, addrs, now)
         elif peer in self.table:
-            self.table.remove(peer)
+            self._drop(peer, "no longer serves the DHT")
             self._out.append(Emit(PeerRemoved(peer, "no longer serves the DHT")))
 
     def on_peer_disconnected(self, peer: PeerId, now: float) -> None:
@@ -527,10 +530,12 @@ class KademliaCore:
                 entry = self.table.get(admitted)
                 self._out.append(Emit(PeerAdded(admitted, entry.addrs if entry else ())))
         elif p.purpose == _LIVENESS_PING:
-            if self.table.remove(peer):
-                self._out.append(Emit(PeerRemoved(peer, f"liveness ping failed: {reason}")))
-        elif self.table.record_failure(peer, self.config.max_failures):
-            self._out.append(Emit(PeerRemoved(peer, f"requests failed: {reason}")))
+            self._drop(peer, f"liveness ping failed: {reason}")
+        else:
+            candidate = self.table.candidate(peer)
+            if self.table.record_failure(peer, self.config.max_failures):
+                self._out.append(Emit(PeerRemoved(peer, f"requests failed: {reason}")))
+                self._admitted(candidate)
         q = self._queries.get(p.query)
         if q is None:
             return
@@ -541,14 +546,30 @@ class KademliaCore:
             q.store_pending.discard(rid)
             self._advance(q, now)
 
+    def _drop(self, peer: PeerId, reason: str) -> None:
+        """Remove ``peer`` from the table (reported), and report the candidate that took its
+        place, if one was waiting."""
+        candidate = self.table.candidate(peer)
+        if self.table.remove(peer):
+            self._out.append(Emit(PeerRemoved(peer, reason)))
+            self._admitted(candidate)
+
+    def _admitted(self, candidate: PeerId | None) -> None:
+        if candidate is not None:
+            entry = self.table.get(candidate)
+            if entry is not None:
+                self._out.append(Emit(PeerAdded(candidate, entry.addrs)))
+
     def _admit(self, peer: PeerId, addrs: tuple[bytes, ...], now: float) -> None:
         if self._banned and self._is_banned(peer, now):
             return
         outcome, to_ping = self.table.update(peer, addrs, now, peer_key(peer))
         if outcome is Outcome.INSERTED:
             self._out.append(Emit(PeerAdded(peer, addrs)))
-        elif outcome is Outcome.PENDING and to_ping is not None:
-            self._ping(to_ping.peer_id, to_ping.addrs, _EVICT_PING, now)
+        elif outcome in (Outcome.PENDING, Outcome.FULL) and to_ping is not None:
+            # Heard from lately: alive, surely; the newcomer waits as candidate (no ping).
+            if now - to_ping.last_seen >= self.config.evict_ping_after:
+                self._ping(to_ping.peer_id, to_ping.addrs, _EVICT_PING, now)
         elif outcome is Outcome.REPLACED and to_ping is not None:
             self.counters["spread_replacements"] += 1
             self._out.append(Emit(PeerRemoved(to_ping.peer_id, "replaced to spread its bucket")))
@@ -572,8 +593,7 @@ class KademliaCore:
             self.counters["peers_disconnected"] += 1
             self._out.append(Disconnect(peer, f"sent {self._bad[peer]} malformed messages"))
             self._banned[peer] = now + self.config.ban_duration
-            if self.table.remove(peer):
-                self._out.append(Emit(PeerRemoved(peer, "sent malformed messages")))
+            self._drop(peer, "sent malformed messages")
 
     # == internals: serving ====================================================================
 

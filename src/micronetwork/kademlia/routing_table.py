@@ -3,10 +3,13 @@
 Theory of operation. Peers are kept in buckets by the length of the prefix their key shares
 with ours (``cpl``), at most ``k`` per bucket, least recently seen first. A peer we hear from
 moves to the tail of its bucket. When a bucket is full, the newcomer does not push anyone out:
-the table answers ``PENDING`` with the least recently seen entry, which the caller must ping;
-``resolve_ping(peer, alive)`` then keeps the old peer (alive) or replaces it with the newcomer
-(dead). Only one ping per bucket is in flight; newer candidates replace the waiting one. This
-is Kademlia's preference for long-lived peers, which is what makes tables hard to flood.
+it waits as the bucket's candidate, and the table answers ``PENDING`` with the least recently
+seen entry, which stands for eviction (later newcomers get ``FULL`` with the same entry and
+replace the candidate: the newest waits). The caller pings that entry, at once or, if it was
+heard from lately, not yet (the Kademlia core's ``evict_ping_after``); ``resolve_ping(peer,
+alive)`` then keeps the old peer (alive) or replaces it with the candidate (dead), and any
+removal of an entry of that bucket (failures, a failed liveness check) lets the candidate in.
+This is Kademlia's preference for long-lived peers, which is what makes tables hard to flood.
 
 Spread within a bucket (``spread_bits``, off by default; 4 for k = 20; at most log2(k)). A
 bucket's subtree splits into ``2**spread_bits`` parts by the next bits of the distance; a full
@@ -76,7 +79,9 @@ class Outcome(Enum):
     UPDATED = "updated"
     PENDING = "pending"  # bucket full: ping the returned entry, then resolve_ping()
     REPLACED = "replaced"  # bucket full: the newcomer took the returned entry's slot (spread)
-    FULL = "full"  # bucket full and a ping is already pending; the newcomer waits as candidate
+    # bucket full and an entry already stands for eviction (returned): the newcomer replaces
+    # the waiting candidate; the caller may ping that entry (if it did not yet)
+    FULL = "full"
     SELF = "self"
 
 
@@ -176,7 +181,10 @@ class RoutingTable:
     ) -> tuple[Outcome, Entry | None]:
         """Record that ``peer`` is alive and reachable at ``addrs``.
 
-        Returns the outcome and, for ``PENDING``, the entry the caller must ping.
+        Returns the outcome and, for ``PENDING`` and ``FULL``, the entry that stands for
+        eviction (the least recently seen of the bucket when it filled): the caller pings it,
+        or not yet if it was heard from lately (the candidate then waits; it takes the place
+        when that entry fails or is removed).
         """
         if peer == self.local_id:
             return Outcome.SELF, None
@@ -215,7 +223,7 @@ class RoutingTable:
                 return Outcome.REPLACED, victim
         if pending is not None:
             self._pending[cpl] = (entry, pending[1])
-            return Outcome.FULL, None
+            return Outcome.FULL, pending[1]
         oldest = bucket[0]
         self._pending[cpl] = (entry, oldest)
         return Outcome.PENDING, oldest
@@ -246,6 +254,13 @@ class RoutingTable:
             if p == most and e is not pinged:
                 return e
         return None  # pragma: no cover - a part above quota has more than the pinged entry
+
+    def candidate(self, peer: PeerId) -> PeerId | None:
+        """The newcomer waiting for a slot in ``peer``'s bucket (it takes the slot when an entry
+        leaves), or None."""
+        cpl = self._where.get(peer)
+        pending = None if cpl is None else self._pending.get(cpl)
+        return None if pending is None else pending[0].peer_id
 
     def resolve_ping(self, peer: PeerId, alive: bool, now: float) -> PeerId | None:
         """Settle a ping asked for by ``update``; returns the peer that was admitted, if any."""

@@ -272,7 +272,8 @@ class CompactTable(RoutingTable):
             self._pend = {}
         if pending is not None:
             self._pend[cpl] = (entry, pending[1])
-            return Outcome.FULL, None
+            pos = b.index(pending[1])
+            return Outcome.FULL, self._entry(b[pos], s[pos])
         self._pend[cpl] = (entry, b[0])
         return Outcome.PENDING, self._entry(b[0], s[0])
 
@@ -292,6 +293,11 @@ class CompactTable(RoutingTable):
             if p == most and i != pinged:
                 return pos
         return None  # pragma: no cover - a part above quota has more than the pinged entry
+
+    def candidate(self, peer: PeerId) -> PeerId | None:
+        found = self._find(peer)
+        pending = None if found is None else self._pending_of(found[1])
+        return None if pending is None else pending[0].peer_id
 
     def resolve_ping(self, peer: PeerId, alive: bool, now: float) -> PeerId | None:
         found = self._find(peer)
