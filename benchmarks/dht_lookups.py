@@ -31,6 +31,7 @@ from micronetwork.sim.scenarios import RunParams, adversarial, eclipse  # noqa: 
 NAME = "dht_lookups"
 RESULT = _common.RESULTS_DIR / f"{NAME}.json"
 SPREAD = 0  # KademliaConfig.bucket_spread_bits (--bucket-spread-bits)
+EVICT = 60.0  # KademliaConfig.evict_ping_after (--evict-ping-after)
 ISSUE_IDEAL = {"1000": (2.03, 3), "10000": (2.63, 3), "100000": (3.08, 4)}
 
 
@@ -38,7 +39,8 @@ _progress = _common.stage_progress
 
 
 def rounds_section(n: int, seed: int, lookups: int, churn_lookups: int) -> dict[str, Any]:
-    p = RunParams(nodes=n, seed=seed, lookups=lookups, spread_bits=SPREAD)
+    p = RunParams(nodes=n, seed=seed, lookups=lookups, spread_bits=SPREAD,
+                  evict_ping_after=EVICT)
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     sc = p.scenario(_progress(f"ideal n={n}"))
@@ -56,7 +58,10 @@ def rounds_section(n: int, seed: int, lookups: int, churn_lookups: int) -> dict[
     out["build_events"] = sc.sim.loop.events_run
     out["build_events_per_s"] = sc.sim.loop.events_run / out["build_wall_s"]
     out["join_wall_s"] = t_build
+    requests = sc.sim.metrics.counters
+    out["requests_build"] = requests["requests"]  # every request, pings included
     sc.lookups(lookups, tag="lookup")
+    out["requests_lookups"] = requests["requests"] - out["requests_build"]
     out["protocol"] = sc.summary("lookup")
     out["bootstrap"] = sc.summary("bootstrap")
     out["super_load"] = sc.super_load()  # join, refresh and lookup phases
@@ -87,7 +92,8 @@ def rounds_section(n: int, seed: int, lookups: int, churn_lookups: int) -> dict[
 
 def ideal_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
     """Only the ideal-table baseline (for sizes where building by protocol takes too long)."""
-    p = RunParams(nodes=n, seed=seed, lookups=lookups, spread_bits=SPREAD)
+    p = RunParams(nodes=n, seed=seed, lookups=lookups, spread_bits=SPREAD,
+                  evict_ping_after=EVICT)
     t0 = time.perf_counter()
     sc = p.scenario(_progress(f"ideal n={n}"))
     sc.build(ideal=True)
@@ -112,6 +118,7 @@ def adversarial_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
         p = RunParams(
             nodes=n, seed=seed, lookups=lookups, attackers=frac, disjoint=(1, 4, 8),
             spread_bits=SPREAD,
+            evict_ping_after=EVICT,
         )
         _, figs = adversarial(p, _progress(f"adversarial n={n} f={frac}"))
         out[f"{int(frac * 100)}%"] = figs
@@ -131,6 +138,7 @@ def eclipse_section(n: int, seed: int, lookups: int) -> dict[str, Any]:
             id_puzzle=(0, 8, 16, 20),
             targets=2,
             spread_bits=SPREAD,
+            evict_ping_after=EVICT,
         )
         _, figs = eclipse(p, _progress(f"eclipse n={n} d={d}"))
         out[f"d={d}"] = figs
@@ -222,11 +230,15 @@ def main() -> int:
     ap.add_argument("--bucket-spread-bits", type=int, default=0,
                     help="KademliaConfig.bucket_spread_bits; B > 0 writes "
                     "dht_lookups_spreadB.json")
+    ap.add_argument("--evict-ping-after", type=float, default=60.0,
+                    help="KademliaConfig.evict_ping_after; S != 60 writes "
+                    "dht_lookups_evictS.json (0: ping the oldest entry for every newcomer)")
     args = ap.parse_args()
-    global SPREAD, RESULT
+    global SPREAD, EVICT, RESULT
     SPREAD = args.bucket_spread_bits
-    if SPREAD:
-        RESULT = _common.RESULTS_DIR / f"{NAME}_spread{SPREAD}.json"
+    EVICT = args.evict_ping_after
+    suffix = (f"_spread{SPREAD}" if SPREAD else "") + (f"_evict{EVICT:g}" if EVICT != 60 else "")
+    RESULT = _common.RESULTS_DIR / f"{NAME}{suffix}.json"
     started = _common.now_iso()
     if args.quick:
         sizes, adv_sizes, lookups, churn_lookups = [300], [300], 100, 50
@@ -294,6 +306,7 @@ def main() -> int:
         "name (0: the plain least-recently-seen rule). ideal: each bucket k random members "
         "of its subtree.",
         "bucket_spread_bits": SPREAD,
+        "evict_ping_after_s": EVICT,
         "lookup": "find_closest(id of a random live honest node) from a random live honest "
         "node; success = target among the returned k",
         "dead_peer_delay_s": 5.0,
@@ -310,7 +323,7 @@ def main() -> int:
         "seed": args.seed,
         "quick": args.quick,
     }
-    name = NAME + ("_quick" if args.quick else "") + (f"_spread{SPREAD}" if SPREAD else "")
+    name = NAME + ("_quick" if args.quick else "") + suffix
     path = _common.write_result(
         name,
         _common.command_line(),

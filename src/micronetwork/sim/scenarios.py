@@ -69,6 +69,7 @@ class RunParams:
     bootstrap_contacts: int = 1  # super nodes a join asks at first (KademliaConfig)
     spread_bits: int = 0  # KademliaConfig.bucket_spread_bits (0: plain least-recently-seen)
     compact_tables: bool = False  # routing tables as arrays (sim.compact_table): 1M nodes
+    evict_ping_after: float = 60.0  # KademliaConfig.evict_ping_after (0: ping at once)
     topology: Any = None  # a Topology (latency from a networkx graph) or None
     # gossip scenarios
     degree: int = 20  # connections per node (random regular graph)
@@ -148,7 +149,8 @@ class RunParams:
         net = NetworkModel(latency=self.latency_model(), loss=self.loss)
         kad = KademliaConfig(k=self.k, alpha=self.alpha,
                              bootstrap_contacts=self.bootstrap_contacts,
-                             bucket_spread_bits=self.spread_bits)
+                             bucket_spread_bits=self.spread_bits,
+                             evict_ping_after=self.evict_ping_after)
         crypto = CryptoModel(mode=self.crypto, verify_cost=self.verify_cost, id_puzzle=puzzle)
         return Scenario(self.nodes, self.seed, supers=self.supers, network=net, kad=kad,
                         crypto=crypto, join_rate=self.join_rate, progress=progress,
