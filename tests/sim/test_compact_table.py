@@ -3,7 +3,6 @@ memory: the same answers to the same calls, and the same simulation, event for e
 
 from __future__ import annotations
 
-import hashlib
 import random
 import tracemalloc
 from typing import Any
@@ -19,6 +18,7 @@ from micronetwork.kademlia.routing_table import Entry
 from micronetwork.sim import Scenario
 from micronetwork.sim.compact_table import CompactTable, Directory
 from micronetwork.sim.models import NetworkModel, Uniform
+from simtrace import digest
 
 ADDRS = ((b"a",), (b"b",), ())
 
@@ -118,15 +118,7 @@ def _run(compact: bool) -> str:
     sc.lookups(40)
     sc.run_for(400.0)  # maintenance: liveness pings of stale entries
     ch.stop()
-    h = hashlib.sha256()
-    for m in sc.sim.metrics.messages:
-        h.update(repr((m.time, m.src, m.dst, m.type, m.size, m.delay, m.dropped)).encode())
-    for r in sc.sim.metrics.lookups:
-        h.update(repr(r).encode())
-    h.update(repr(sorted(sc.sim.metrics.counters.items())).encode())
-    for node in sc.sim.nodes:
-        h.update(repr([_snap(e) for e in node.core.table.entries()]).encode())
-    return h.hexdigest()
+    return digest(sc, tables=True)
 
 
 def test_a_simulation_with_compact_tables_is_the_same_trace() -> None:

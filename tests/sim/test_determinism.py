@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from micronetwork.sim import Scenario
 from micronetwork.sim.models import NetworkModel, Uniform
+from simtrace import digest
 
 
 def _trace(seed: int) -> str:
@@ -16,13 +15,7 @@ def _trace(seed: int) -> str:
     ch.start()
     sc.lookups(30)
     ch.stop()
-    h = hashlib.sha256()
-    for m in sc.sim.metrics.messages:
-        h.update(repr((m.time, m.src, m.dst, m.type, m.size, m.delay, m.dropped)).encode())
-    for r in sc.sim.metrics.lookups:
-        h.update(repr(r).encode())
-    h.update(repr(sorted(sc.sim.metrics.counters.items())).encode())
-    return h.hexdigest()
+    return digest(sc)
 
 
 def test_same_seed_same_trace() -> None:

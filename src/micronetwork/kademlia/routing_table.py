@@ -264,15 +264,14 @@ class RoutingTable:
 
     def resolve_ping(self, peer: PeerId, alive: bool, now: float) -> PeerId | None:
         """Settle a ping asked for by ``update``; returns the peer that was admitted, if any."""
-        cpl = self._where.get(peer)
-        if cpl is None:
+        if peer not in self:
             return None
-        pending = self._pending.get(cpl)
+        candidate = self.candidate(peer)
         if alive:
             self.update(peer, (), now)
             return None
         self.remove(peer)  # promotes the candidate waiting for this bucket
-        return pending[0].peer_id if pending is not None else None
+        return candidate
 
     def remove(self, peer: PeerId) -> bool:
         """Drop ``peer``; a candidate waiting for a slot in its bucket takes the place."""

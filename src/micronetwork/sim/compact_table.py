@@ -299,17 +299,6 @@ class CompactTable(RoutingTable):
         pending = None if found is None else self._pending_of(found[1])
         return None if pending is None else pending[0].peer_id
 
-    def resolve_ping(self, peer: PeerId, alive: bool, now: float) -> PeerId | None:
-        found = self._find(peer)
-        if found is None:
-            return None
-        pending = self._pending_of(found[1])
-        if alive:
-            self.update(peer, (), now)
-            return None
-        self.remove(peer)  # promotes the candidate waiting for this bucket
-        return pending[0].peer_id if pending is not None else None
-
     def remove(self, peer: PeerId) -> bool:
         found = self._find(peer)
         if found is None:
