@@ -31,7 +31,7 @@ from micronetwork.sim.scenarios import RunParams, adversarial, eclipse  # noqa: 
 NAME = "dht_lookups"
 RESULT = _common.RESULTS_DIR / f"{NAME}.json"
 SPREAD = 0  # KademliaConfig.bucket_spread_bits (--bucket-spread-bits)
-EVICT = 60.0  # KademliaConfig.evict_ping_after (--evict-ping-after)
+EVICT = 0.0  # KademliaConfig.evict_ping_after (--evict-ping-after)
 ISSUE_IDEAL = {"1000": (2.03, 3), "10000": (2.63, 3), "100000": (3.08, 4)}
 
 
@@ -230,14 +230,14 @@ def main() -> int:
     ap.add_argument("--bucket-spread-bits", type=int, default=0,
                     help="KademliaConfig.bucket_spread_bits; B > 0 writes "
                     "dht_lookups_spreadB.json")
-    ap.add_argument("--evict-ping-after", type=float, default=60.0,
-                    help="KademliaConfig.evict_ping_after; S != 60 writes "
+    ap.add_argument("--evict-ping-after", type=float, default=0.0,
+                    help="KademliaConfig.evict_ping_after; S > 0 writes "
                     "dht_lookups_evictS.json (0: ping the oldest entry for every newcomer)")
     args = ap.parse_args()
     global SPREAD, EVICT, RESULT
     SPREAD = args.bucket_spread_bits
     EVICT = args.evict_ping_after
-    suffix = (f"_spread{SPREAD}" if SPREAD else "") + (f"_evict{EVICT:g}" if EVICT != 60 else "")
+    suffix = (f"_spread{SPREAD}" if SPREAD else "") + (f"_evict{EVICT:g}" if EVICT else "")
     RESULT = _common.RESULTS_DIR / f"{NAME}{suffix}.json"
     started = _common.now_iso()
     if args.quick:

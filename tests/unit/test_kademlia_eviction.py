@@ -36,10 +36,10 @@ def _one_bucket() -> Iterator[None]:
     clear_pins()
 
 
-def full_core(**kw: float) -> KademliaCore:
+def full_core(evict_ping_after: float = 60.0) -> KademliaCore:
     """k = 2, bucket 0 holding OLD (heard at 0 s) and MID (heard at 10 s)."""
-    core = KademliaCore(LOCAL, config=KademliaConfig(k=2, **kw), rng=random.Random(1),
-                        local_key=0)
+    cfg = KademliaConfig(k=2, evict_ping_after=evict_ping_after)
+    core = KademliaCore(LOCAL, config=cfg, rng=random.Random(1), local_key=0)
     proto = core.config.protocol_id
     core.on_peer_identified(OLD, (b"a",), [proto], 0.0)
     core.on_peer_identified(MID, (b"b",), [proto], 10.0)
@@ -74,8 +74,9 @@ def test_a_waiting_newcomer_is_pinged_for_once_the_entry_grows_old() -> None:
     assert arrive(core, NEWER, 70.0) == [OLD]  # FULL, and now OLD is 70 s old
 
 
-def test_zero_pings_at_once_as_the_paper_basic_rule() -> None:
+def test_zero_pings_at_once_as_the_paper_basic_rule_and_is_the_default() -> None:
     assert arrive(full_core(evict_ping_after=0.0), NEW, 0.5) == [OLD]
+    assert KademliaConfig().evict_ping_after == 0.0
     with pytest.raises(ConfigError):
         KademliaConfig(evict_ping_after=-1.0)
 

@@ -37,8 +37,9 @@ class KademliaConfig:
     liveness_interval: float = 300.0  # entries not heard from this long get pinged
     # A newcomer to a full bucket: its least recently seen entry is pinged only if not heard
     # from for this long; otherwise the newcomer waits as the bucket's candidate and takes the
-    # place if that entry fails (Kademlia paper 4.1). 0: always ping (the paper's basic rule).
-    evict_ping_after: float = 60.0
+    # place if that entry fails (Kademlia paper 4.1). 0 (default): always ping at once; 60 s
+    # measured fewer requests but slower lookups under churn (docs/decisions.md, "Liveness").
+    evict_ping_after: float = 0.0
     maintenance_interval: float = 30.0  # how often refresh/republish/expiry are considered
     rebootstrap_interval: float = 10.0  # an empty table retries bootstrap this often
     record_ttl: float = 36 * HOUR

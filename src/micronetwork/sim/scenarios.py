@@ -69,7 +69,7 @@ class RunParams:
     bootstrap_contacts: int = 1  # super nodes a join asks at first (KademliaConfig)
     spread_bits: int = 0  # KademliaConfig.bucket_spread_bits (0: plain least-recently-seen)
     compact_tables: bool = False  # routing tables as arrays (sim.compact_table): 1M nodes
-    evict_ping_after: float = 60.0  # KademliaConfig.evict_ping_after (0: ping at once)
+    evict_ping_after: float = 0.0  # KademliaConfig.evict_ping_after (0: ping at once)
     topology: Any = None  # a Topology (latency from a networkx graph) or None
     # gossip scenarios
     degree: int = 20  # connections per node (random regular graph)
