@@ -9,12 +9,12 @@ virtual time. :meth:`next_deadline` tells the driver when to call :meth:`on_time
 
 Peers enter the routing table only when they have shown they serve the DHT: identify listed
 our protocol, or they answered one of our requests. A newcomer to a full bucket waits as the
-bucket's candidate (see :mod:`.routing_table`); the least recently seen entry is pinged first
-only if it has not been heard from for ``evict_ping_after`` (60 s), and the candidate takes its
-place when it fails (the Kademlia paper's replacement cache, section 4.1: a ping for every
-request from an unknown peer would double the requests a lookup costs the network). A peer
-whose requests keep failing, whose liveness ping fails, or that keeps sending garbage, leaves
-the table (a waiting candidate takes the slot); the garbage sender is also disconnected.
+bucket's candidate (see :mod:`.routing_table`) while the least recently seen entry is pinged:
+at once by default, or only once it has not been heard from for ``evict_ping_after`` (the
+Kademlia paper's replacement cache, section 4.1; measured slower under churn, so off:
+docs/decisions.md, "Liveness"). A peer whose requests keep failing, whose liveness ping fails,
+or that keeps sending garbage, leaves the table (a waiting candidate takes the slot, reported
+as ``PeerAdded``); the garbage sender is also disconnected.
 
 Queries (``find_closest``, ``find_peer``, ``get_value``, ``put_value``, ``get_providers``,
 ``provide``, ``bootstrap``) return an id and end with an ``Emit(QueryFinished)``.
