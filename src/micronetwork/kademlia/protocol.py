@@ -18,8 +18,8 @@ as ``PeerAdded``); the garbage sender is also disconnected.
 
 Queries (``find_closest``, ``find_peer``, ``get_value``, ``put_value``, ``get_providers``,
 ``provide``, ``bootstrap``) return an id and end with an ``Emit(QueryFinished)``.
-Maintenance runs every ``maintenance_interval``: expiry, bucket refresh, liveness pings,
-provider republish, and re-bootstrap when the table has emptied.
+Maintenance runs every ``maintenance_interval`` (:mod:`.maintenance`): expiry, bucket refresh,
+liveness pings, provider republish, and re-bootstrap when the table has emptied.
 """
 
 from __future__ import annotations
@@ -37,8 +37,18 @@ from .config import KademliaConfig
 from .events import PeerAdded, PeerRemoved, QueryFinished, QueryKind
 from .keyspace import kad_key, peer_key, preimage_for_cpl
 from .lookup import ClosestPeersIter, DisjointPathsIter
+from .maintenance import maintain
 from .messages import KadMessage, MessageType, PeerInfo, Record
-from .query import LOOKUP, STORE, Query
+from .query import (
+    LOOKUP,
+    REQ_EVICT_PING,
+    REQ_LIVENESS_PING,
+    REQ_QUERY,
+    REQ_STORE,
+    STORE,
+    Pending,
+    Query,
+)
 from .routing_table import Outcome, RoutingTable
 from .server import answer
 from .store import ProviderStore, RecordStore, Validator, default_validators
@@ -48,22 +58,8 @@ __all__ = ["KademliaCore"]
 
 log = logging.getLogger(__name__)
 
-_QUERY = 0
-_STORE = 1
-_EVICT_PING = 2
-_LIVENESS_PING = 3
 # Stores must reach the k closest; a bootstrap meets the k closest to fill the table at once.
 _ALL_K = (QueryKind.PUT_VALUE, QueryKind.ADD_PROVIDER, QueryKind.BOOTSTRAP)
-
-
-class _Pending:
-    __slots__ = ("peer", "purpose", "query", "addrs")
-
-    def __init__(self, peer: PeerId, purpose: int, query: int, addrs: tuple[bytes, ...]):
-        self.peer = peer
-        self.purpose = purpose
-        self.query = query
-        self.addrs = addrs
 
 
 class KademliaCore:
@@ -103,7 +99,7 @@ class KademliaCore:
         self.providers = ProviderStore(cfg.provider_ttl, cfg.max_providers_per_key, cfg.max_records)
         self.counters: Counter[str] = Counter()
         self._out: list[Command] = []
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, Pending] = {}
         self._timeouts: list[tuple[float, int]] = []
         self._queries: dict[int, Query] = {}
         self._next_id = 1
@@ -141,7 +137,7 @@ class KademliaCore:
                 self._fail(rid, p, "timeout", now)
         if now >= self._next_maintenance:
             self._next_maintenance = now + self.config.maintenance_interval
-            self._maintain(now)
+            maintain(self, now)
 
     def on_peer_identified(
         self, peer: PeerId, addrs: tuple[bytes, ...], protocols: Iterable[str], now: float
@@ -157,7 +153,7 @@ class KademliaCore:
         """All connections to ``peer`` closed: check it is still alive before trusting it."""
         entry = self.table.get(peer)
         if entry is not None:
-            self._ping(peer, entry.addrs, _LIVENESS_PING, now)
+            self._ping(peer, entry.addrs, REQ_LIVENESS_PING, now)
 
     def on_request(self, peer: PeerId, token: int, message: KadMessage | bytes, now: float) -> None:
         """An inbound request on stream ``token``; answered with a ``Respond`` command."""
@@ -199,13 +195,13 @@ class KademliaCore:
                 return
         self.counters["responses"] += 1
         self._pinging.discard(peer)
-        if p.purpose == _EVICT_PING:
+        if p.purpose == REQ_EVICT_PING:
             self.table.resolve_ping(peer, True, now)
         else:
             self._admit(peer, p.addrs, now)
-        if p.purpose == _QUERY:
+        if p.purpose == REQ_QUERY:
             self._on_query_response(p, message, now)
-        elif p.purpose == _STORE:
+        elif p.purpose == REQ_STORE:
             q = self._queries.get(p.query)
             if q is not None and request_id in q.store_pending:
                 q.store_pending.discard(request_id)
@@ -394,7 +390,7 @@ class KademliaCore:
             self._lookup_done(q, now)
             return
         for peer, addrs in it.next():
-            self._send(peer, addrs, self._query_message(q), _QUERY, q.id, now)
+            self._send(peer, addrs, self._query_message(q), REQ_QUERY, q.id, now)
 
     def _query_message(self, q: Query) -> KadMessage:
         kind = q.kind
@@ -404,7 +400,7 @@ class KademliaCore:
             return KadMessage(MessageType.GET_PROVIDERS, key=q.key)
         return KadMessage(MessageType.FIND_NODE, key=q.key)
 
-    def _on_query_response(self, p: _Pending, msg: KadMessage | None, now: float) -> None:
+    def _on_query_response(self, p: Pending, msg: KadMessage | None, now: float) -> None:
         q = self._queries.get(p.query)
         if q is None or msg is None:
             return
@@ -456,7 +452,7 @@ class KademliaCore:
                 entry = self.table.get(peer)
                 addrs = entry.addrs if entry is not None else ()
                 rid = self._send(
-                    peer, addrs, msg, _STORE, q.id, now,
+                    peer, addrs, msg, REQ_STORE, q.id, now,
                     expect=kind is QueryKind.PUT_VALUE,
                 )
                 q.store_pending.add(rid)
@@ -506,7 +502,7 @@ class KademliaCore:
         expect: bool = True,
     ) -> int:
         rid = self._new_id()
-        self._pending[rid] = _Pending(peer, purpose, query, addrs)
+        self._pending[rid] = Pending(peer, purpose, query, addrs)
         heapq.heappush(self._timeouts, (now + self.config.request_timeout, rid))
         self.counters["requests_out"] += 1
         self._out.append(Request(peer, self.config.protocol_id, rid, msg, addrs, expect))
@@ -518,18 +514,18 @@ class KademliaCore:
         self._pinging.add(peer)
         self._send(peer, addrs, KadMessage(MessageType.PING), purpose, 0, now)
 
-    def _fail(self, rid: int, p: _Pending, reason: str, now: float, popped: bool = False) -> None:
+    def _fail(self, rid: int, p: Pending, reason: str, now: float, popped: bool = False) -> None:
         if not popped:
             self._pending.pop(rid, None)
         peer = p.peer
         self._pinging.discard(peer)
-        if p.purpose == _EVICT_PING:
+        if p.purpose == REQ_EVICT_PING:
             admitted = self.table.resolve_ping(peer, False, now)
             self._out.append(Emit(PeerRemoved(peer, f"eviction ping failed: {reason}")))
             if admitted is not None and admitted in self.table:
                 entry = self.table.get(admitted)
                 self._out.append(Emit(PeerAdded(admitted, entry.addrs if entry else ())))
-        elif p.purpose == _LIVENESS_PING:
+        elif p.purpose == REQ_LIVENESS_PING:
             self._drop(peer, f"liveness ping failed: {reason}")
         else:
             candidate = self.table.candidate(peer)
@@ -539,10 +535,10 @@ class KademliaCore:
         q = self._queries.get(p.query)
         if q is None:
             return
-        if p.purpose == _QUERY:
+        if p.purpose == REQ_QUERY:
             q.iter.on_failure(peer)
             self._advance(q, now)
-        elif p.purpose == _STORE and rid in q.store_pending:
+        elif p.purpose == REQ_STORE and rid in q.store_pending:
             q.store_pending.discard(rid)
             self._advance(q, now)
 
@@ -569,7 +565,7 @@ class KademliaCore:
         elif outcome in (Outcome.PENDING, Outcome.FULL) and to_ping is not None:
             # Heard from lately: alive, surely; the newcomer waits as candidate (no ping).
             if now - to_ping.last_seen >= self.config.evict_ping_after:
-                self._ping(to_ping.peer_id, to_ping.addrs, _EVICT_PING, now)
+                self._ping(to_ping.peer_id, to_ping.addrs, REQ_EVICT_PING, now)
         elif outcome is Outcome.REPLACED and to_ping is not None:
             self.counters["spread_replacements"] += 1
             self._out.append(Emit(PeerRemoved(to_ping.peer_id, "replaced to spread its bucket")))
@@ -599,22 +595,3 @@ class KademliaCore:
 
     def _handle_request(self, peer: PeerId, msg: KadMessage, now: float) -> KadMessage | None:
         return answer(self, peer, msg, now)
-
-    # == internals: maintenance ================================================================
-
-    def _maintain(self, now: float) -> None:
-        cfg = self.config
-        self.records.expire(now)
-        self.providers.expire(now)
-        if not len(self.table):
-            if self._bootstrap_peers and now - self._last_bootstrap >= cfg.rebootstrap_interval:
-                self.counters["rebootstraps"] += 1
-                self.bootstrap(now)
-            return
-        self.refresh(now)
-        for entry in self.table.stale(now, cfg.liveness_interval)[:8]:
-            self._ping(entry.peer_id, entry.addrs, _LIVENESS_PING, now)
-        for key, last in list(self._provided.items()):
-            if now - last >= cfg.provider_republish:
-                self._provided[key] = now
-                self._start(QueryKind.ADD_PROVIDER, key, now)

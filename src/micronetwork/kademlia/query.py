@@ -12,10 +12,25 @@ from .events import QueryKind, QueryStats
 from .lookup import ClosestPeersIter, DisjointPathsIter
 from .messages import PeerInfo
 
-__all__ = ["Query"]
+__all__ = ["Pending", "Query"]
 
 LOOKUP = "lookup"
 STORE = "store"
+
+# What an outstanding request is for (Pending.purpose).
+REQ_QUERY, REQ_STORE, REQ_EVICT_PING, REQ_LIVENESS_PING = 0, 1, 2, 3
+
+
+class Pending:
+    """An outstanding request of the core: to whom, what for, for which query."""
+
+    __slots__ = ("peer", "purpose", "query", "addrs")
+
+    def __init__(self, peer: PeerId, purpose: int, query: int, addrs: tuple[bytes, ...]):
+        self.peer = peer
+        self.purpose = purpose
+        self.query = query
+        self.addrs = addrs
 
 
 class Query:
