@@ -153,7 +153,9 @@ async def test_js_and_p2pd_dht(js_peer_factory, p2pd_factory) -> None:
 
         found = await js_a.request("find_peer", peer=js_b.peer_id)
         assert strip_p2p(js_b.addrs[0]) in [strip_p2p(x) for x in found["addrs"]]
-        assert found["from"] == go.peer_id
+        # js_a knows of js_b only through go: from go's answer, or (when js_a's own table
+        # refresh already met js_b through go, as happened on a busy machine) from js_b.
+        assert found["from"] in (go.peer_id, js_b.peer_id)
         # go looks up a peer it is not connected to, through js_a.
         go2 = await p2pd_factory()
         await go2.connect(js_a.peer_id, [strip_p2p(js_a.addrs[0])])
