@@ -95,3 +95,13 @@ def test_the_candidate_takes_the_slot_when_the_entry_fails_and_is_reported() -> 
     assert OLD not in core.table and NEW in core.table
     assert any(isinstance(e, PeerRemoved) and e.peer_id == OLD for e in events)
     assert any(isinstance(e, PeerAdded) and e.peer_id == NEW for e in events)
+
+
+def test_a_peer_that_stops_serving_the_dht_leaves_once_and_its_candidate_enters() -> None:
+    core = full_core()
+    arrive(core, NEW, 30.0)  # waits as OLD's bucket's candidate
+    core.on_peer_identified(OLD, (b"a",), ["/other/1.0.0"], 31.0)
+    events = [c.event for c in core.drain() if isinstance(c, Emit)]
+    assert [type(e).__name__ for e in events] == ["PeerRemoved", "PeerAdded"]
+    assert events[0].peer_id == OLD and events[1].peer_id == NEW
+    assert OLD not in core.table and NEW in core.table

@@ -147,7 +147,6 @@ class KademliaCore:
             self._admit(peer, addrs, now)
         elif peer in self.table:
             self._drop(peer, "no longer serves the DHT")
-            self._out.append(Emit(PeerRemoved(peer, "no longer serves the DHT")))
 
     def on_peer_disconnected(self, peer: PeerId, now: float) -> None:
         """All connections to ``peer`` closed: check it is still alive before trusting it."""
@@ -563,7 +562,7 @@ class KademliaCore:
         if outcome is Outcome.INSERTED:
             self._out.append(Emit(PeerAdded(peer, addrs)))
         elif outcome in (Outcome.PENDING, Outcome.FULL) and to_ping is not None:
-            # Heard from lately: alive, surely; the newcomer waits as candidate (no ping).
+            # Not pinged while heard from within evict_ping_after: the newcomer just waits.
             if now - to_ping.last_seen >= self.config.evict_ping_after:
                 self._ping(to_ping.peer_id, to_ping.addrs, REQ_EVICT_PING, now)
         elif outcome is Outcome.REPLACED and to_ping is not None:
