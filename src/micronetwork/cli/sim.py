@@ -56,7 +56,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="a full k-bucket keeps k>>B peers in each of 2**B parts (0: off, "
                         "the default; 4 for shorter lookups, see docs/simulator.md)")
     p.add_argument("--compact-tables", action="store_true",
-                   help="routing tables as arrays: the same run in a ninth of the memory "
+                   help="routing tables as arrays: the same run in about a quarter of the memory "
                         "(DHT scenarios at a million nodes)")
     p.add_argument("--latency", default="uniform:20:120",
                    help="constant:MS | uniform:LO:HI | lognormal:MEDIAN:SIGMA (ms)")

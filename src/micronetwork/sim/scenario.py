@@ -19,8 +19,8 @@ the peers that super named; then a refresh of every bucket), and :meth:`refresh_
 more refresh round so that the early joiners also learn about the late ones.
 :meth:`ideal_tables` instead fills every table from the global view (each bucket holds ``k``
 random members of its subtree): the baseline the protocol-built tables are compared with.
-``compact_tables=True`` stores the tables as arrays (:mod:`.compact_table`): the same run in a
-ninth of the memory, for networks of a million nodes.
+``compact_tables=True`` stores the tables as arrays (:mod:`.compact_table`): the same run in
+about a quarter of the memory, for networks of a million nodes.
 
 A :class:`~.load.LoadMonitor` watches the super nodes throughout (:meth:`super_load`), and
 every stage reports its progress from 0 to 1 (join, settle, refresh, lookups), so that long
