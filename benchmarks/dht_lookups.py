@@ -13,7 +13,11 @@ provider record to the 20 closest take?
     python benchmarks/dht_lookups.py --sizes 100000 --sections rounds --lookups 1000
 
 Sections merge into ``benchmarks/results/dht_lookups.json`` (a later run of one section or
-size replaces only that entry), plot ``dht_lookups.png``.
+size replaces only that entry), plot ``dht_lookups.png``. ``--parts`` picks the parts of the
+rounds section to measure (ideal, protocol, publish, churn); the others keep the last run's
+values. The JSON is written after each part, so a run of hours that is stopped keeps what it
+measured (the 100k protocol-built run: ``--sizes 100000 --sections rounds --parts
+protocol,publish``, ~2 h of one core).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +43,36 @@ ISSUE_IDEAL = {"1000": (2.03, 3), "10000": (2.63, 3), "100000": (3.08, 4)}
 _progress = _common.stage_progress
 
 
-def rounds_section(n: int, seed: int, lookups: int, churn_lookups: int) -> dict[str, Any]:
+ROUND_PARTS = ("ideal", "protocol", "publish", "churn")
+
+
+def rounds_section(
+    n: int,
+    seed: int,
+    lookups: int,
+    churn_lookups: int,
+    parts: tuple[str, ...] = ROUND_PARTS,
+    old: dict[str, Any] | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] = lambda out: None,
+) -> dict[str, Any]:
+    """The rounds entry for ``n`` nodes: the ``parts`` asked for are measured, the others
+    kept from ``old`` (an earlier run's entry); ``checkpoint`` gets the entry after each part,
+    so a run of hours that is stopped keeps what it measured."""
     p = RunParams(nodes=n, seed=seed, lookups=lookups, spread_bits=SPREAD,
                   evict_ping_after=EVICT)
-    out: dict[str, Any] = {}
-    t0 = time.perf_counter()
-    sc = p.scenario(_progress(f"ideal n={n}"))
-    sc.build(ideal=True)
-    sc.lookups(lookups, tag="ideal")
-    out["ideal"] = sc.summary("ideal")
-    out["ideal_wall_s"] = time.perf_counter() - t0
-    del sc
+    out: dict[str, Any] = dict(old or {})
+    out["parts_measured"] = [x for x in ROUND_PARTS if x in parts]
+    if "ideal" in parts:
+        t0 = time.perf_counter()
+        sc = p.scenario(_progress(f"ideal n={n}"))
+        sc.build(ideal=True)
+        sc.lookups(lookups, tag="ideal")
+        out["ideal"] = sc.summary("ideal")
+        out["ideal_wall_s"] = time.perf_counter() - t0
+        del sc
+        checkpoint(out)
+    if not {"protocol", "publish", "churn"} & set(parts):
+        return out
     t0 = time.perf_counter()
     sc = p.scenario(_progress(f"protocol n={n}"))
     sc.build()
@@ -65,28 +89,37 @@ def rounds_section(n: int, seed: int, lookups: int, churn_lookups: int) -> dict[
     out["protocol"] = sc.summary("lookup")
     out["bootstrap"] = sc.summary("bootstrap")
     out["super_load"] = sc.super_load()  # join, refresh and lookup phases
-    sc.publish(max(20, lookups // 5), tag="publish")
-    out["publish"] = sc.summary("publish")
     out["latency_samples"] = sorted(r.duration for r in sc.sim.metrics.by_tag("lookup") if r.ok)
-    # churn: 20% of peers crash at once (stale entries), then 10%/h join/leave/crash
-    sc.make_stale(0.20)
-    ch = sc.churn(0.10)
-    ch.start()
-    duration = 600.0
-    sc.lookups(churn_lookups, tag="churn", spacing=duration / churn_lookups)
-    ch.stop()
-    out["churn"] = sc.summary("churn")
-    out["churn"].update(
-        {
-            "stale_fraction": 0.20,
-            "rate_per_hour": 0.10,
-            "virtual_s": duration,
-            "departures": ch.departures,
-            "joins": ch.joins,
-        }
-    )
     out["wall_s"] = time.perf_counter() - t0
     out["events"] = sc.sim.loop.events_run
+    checkpoint(out)
+    if "publish" in parts:
+        sc.publish(max(20, lookups // 5), tag="publish")
+        out["publish"] = sc.summary("publish")
+        out["wall_s"] = time.perf_counter() - t0
+        out["events"] = sc.sim.loop.events_run
+        checkpoint(out)
+    if "churn" in parts:
+        # 20% of peers crash at once (stale entries), then 10%/h join/leave/crash
+        sc.make_stale(0.20)
+        ch = sc.churn(0.10)
+        ch.start()
+        duration = 600.0
+        sc.lookups(churn_lookups, tag="churn", spacing=duration / churn_lookups)
+        ch.stop()
+        out["churn"] = sc.summary("churn")
+        out["churn"].update(
+            {
+                "stale_fraction": 0.20,
+                "rate_per_hour": 0.10,
+                "virtual_s": duration,
+                "departures": ch.departures,
+                "joins": ch.joins,
+            }
+        )
+        out["wall_s"] = time.perf_counter() - t0
+        out["events"] = sc.sim.loop.events_run
+        checkpoint(out)
     return out
 
 
@@ -219,6 +252,56 @@ def plot(figures: dict[str, Any], path: Path) -> Path | None:
     return _common.save_figure(plt, fig, path)
 
 
+def _baseline(figures: dict[str, Any]) -> dict[str, Any]:
+    return {
+        s: {"ideal_ours": r.get("ideal"), "issue_ideal_mean_p95": ISSUE_IDEAL.get(s)}
+        for s, r in figures.get("rounds", {}).items()
+    }
+
+
+def _ratio(figures: dict[str, Any]) -> dict[str, Any]:
+    return {
+        s: {
+            "rounds_mean_protocol_minus_ideal": r["protocol"]["rounds_mean"]
+            - r["ideal"]["rounds_mean"],
+            "better": "lower; goal: within 0.1",
+        }
+        for s, r in figures.get("rounds", {}).items()
+        if r.get("protocol") and r.get("ideal")
+    }
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "latency": "one-way U(20, 120) ms per link (fixed per link, from the seed)",
+        "cpu": "10 ms per inbound request (modelled crypto/validation), responder side",
+        "kademlia": {"k": 20, "alpha": 3, "beta": 3, "request_timeout_s": 10},
+        "tables": "protocol: 4 super nodes; peers join at 50/s, each bootstraps as the real "
+        "node does (own-id lookup starting from one super picked at random, the others "
+        "fallbacks, then through the peers it names; then a refresh of every bucket); then "
+        "every node refreshes all buckets once. bucket_spread_bits: see the key of that "
+        "name (0: the plain least-recently-seen rule). ideal: each bucket k random members "
+        "of its subtree.",
+        "bucket_spread_bits": SPREAD,
+        "evict_ping_after_s": EVICT,
+        "lookup": "find_closest(id of a random live honest node) from a random live honest "
+        "node; success = target among the returned k",
+        "dead_peer_delay_s": 5.0,
+        "churn": "20% of peers crash at once, then 10%/h departures (half crash, half "
+        "graceful) matched by joins, lookups spread over 600 virtual s",
+        "adversarial": "colluders join like honest nodes and answer every lookup with the 20 "
+        "colluders closest to the key; lookups by honest nodes with d paths",
+        "eclipse": "10% attackers, spread over 2 target keys, each id ground with 2^24 hashes "
+        "(best-of-tries cpl sampled exactly); an id puzzle of c bits divides the "
+        "tries by 2^c; an honest provider publishes each key, then honest nodes "
+        "get_providers with d paths",
+        "publication": "provide() of a random key; time until the provider record reached "
+        "the k closest (ADD_PROVIDER delivered)",
+        "seed": args.seed,
+        "quick": args.quick,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -226,6 +309,9 @@ def main() -> int:
     ap.add_argument("--adv-sizes", default="1000")
     ap.add_argument("--sections", default="rounds,adversarial,eclipse")
     ap.add_argument("--lookups", type=int, default=1000)
+    ap.add_argument("--parts", default=",".join(ROUND_PARTS),
+                    help="parts of the rounds section to measure (the others keep the values "
+                    "of the last run): " + ", ".join(ROUND_PARTS))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--bucket-spread-bits", type=int, default=0,
                     help="KademliaConfig.bucket_spread_bits; B > 0 writes "
@@ -250,10 +336,30 @@ def main() -> int:
     doc = {} if args.quick else _common.load_json(RESULT)
     figures: dict[str, Any] = doc.get("figures", {})
     runs: dict[str, Any] = doc.get("runs", {})
+    name = NAME + ("_quick" if args.quick else "") + suffix
+    parts = tuple(x for x in args.parts.split(",") if x)
+    unknown = set(parts) - set(ROUND_PARTS)
+    if unknown:
+        ap.error(f"--parts: unknown {', '.join(sorted(unknown))} (choose from "
+                 f"{', '.join(ROUND_PARTS)})")
+
+    def save() -> Path:
+        return _common.write_result(
+            name, _common.command_line(), _params(args), figures,
+            baseline=_baseline(figures), ratio=_ratio(figures), started=started, runs=runs,
+        )
+
+    rounds = figures.setdefault("rounds", {})
     for n in sizes if "rounds" in sections else []:
         t0 = time.perf_counter()
-        figures.setdefault("rounds", {})[str(n)] = rounds_section(
-            n, args.seed, lookups, churn_lookups
+
+        def checkpoint(out: dict[str, Any], n: int = n) -> None:
+            rounds[str(n)] = out
+            save()
+
+        rounds[str(n)] = rounds_section(
+            n, args.seed, lookups, churn_lookups, parts=parts, old=rounds.get(str(n)),
+            checkpoint=checkpoint,
         )
         runs[f"rounds n={n}"] = {
             "wall_s": time.perf_counter() - t0,
@@ -282,58 +388,7 @@ def main() -> int:
             "wall_s": time.perf_counter() - t0,
             "command": _common.command_line(),
         }
-    baseline = {
-        s: {"ideal_ours": r["ideal"], "issue_ideal_mean_p95": ISSUE_IDEAL.get(s)}
-        for s, r in figures.get("rounds", {}).items()
-    }
-    ratio = {
-        s: {
-            "rounds_mean_protocol_minus_ideal": r["protocol"]["rounds_mean"]
-            - r["ideal"]["rounds_mean"],
-            "better": "lower; goal: within 0.1",
-        }
-        for s, r in figures.get("rounds", {}).items()
-        if r.get("protocol")
-    }
-    params = {
-        "latency": "one-way U(20, 120) ms per link (fixed per link, from the seed)",
-        "cpu": "10 ms per inbound request (modelled crypto/validation), responder side",
-        "kademlia": {"k": 20, "alpha": 3, "beta": 3, "request_timeout_s": 10},
-        "tables": "protocol: 4 super nodes; peers join at 50/s, each bootstraps as the real "
-        "node does (own-id lookup starting from one super picked at random, the others "
-        "fallbacks, then through the peers it names; then a refresh of every bucket); then "
-        "every node refreshes all buckets once. bucket_spread_bits: see the key of that "
-        "name (0: the plain least-recently-seen rule). ideal: each bucket k random members "
-        "of its subtree.",
-        "bucket_spread_bits": SPREAD,
-        "evict_ping_after_s": EVICT,
-        "lookup": "find_closest(id of a random live honest node) from a random live honest "
-        "node; success = target among the returned k",
-        "dead_peer_delay_s": 5.0,
-        "churn": "20% of peers crash at once, then 10%/h departures (half crash, half "
-        "graceful) matched by joins, lookups spread over 600 virtual s",
-        "adversarial": "colluders join like honest nodes and answer every lookup with the 20 "
-        "colluders closest to the key; lookups by honest nodes with d paths",
-        "eclipse": "10% attackers, spread over 2 target keys, each id ground with 2^24 hashes "
-        "(best-of-tries cpl sampled exactly); an id puzzle of c bits divides the "
-        "tries by 2^c; an honest provider publishes each key, then honest nodes "
-        "get_providers with d paths",
-        "publication": "provide() of a random key; time until the provider record reached "
-        "the k closest (ADD_PROVIDER delivered)",
-        "seed": args.seed,
-        "quick": args.quick,
-    }
-    name = NAME + ("_quick" if args.quick else "") + suffix
-    path = _common.write_result(
-        name,
-        _common.command_line(),
-        params,
-        figures,
-        baseline=baseline,
-        ratio=ratio,
-        started=started,
-        runs=runs,
-    )
+    path = save()
     png = plot(figures, path.with_suffix(".png"))
     rows = []
     for s, r in sorted(figures.get("rounds", {}).items(), key=lambda kv: int(kv[0])):
