@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from micronetwork.sim import EventLoop
 
 
@@ -49,3 +51,23 @@ def test_past_events_run_now() -> None:
     loop.call_at(1.0, lambda: times.append(loop.now))
     loop.run()
     assert times == [5.0]
+
+
+def test_event_counts_at_every_way_out_of_the_loop() -> None:
+    loop = EventLoop()
+    out: list[int] = []
+    for t in range(1, 7):
+        loop.call_at(float(t), out.append, t)
+    assert loop.run(max_events=0) == 0 and out == []
+    assert loop.run(max_events=2) == 2 and out == [1, 2]  # the limit
+    assert loop.run_until(3.5, max_events=5) == 1 and loop.now == 3.5  # the end first
+    assert loop.run_until(10.0, max_events=1) == 1 and out == [1, 2, 3, 4]  # the limit first
+    assert len(loop) == 2  # the unused end sentinel is gone
+    assert loop.run(max_events=10) == 2 and out == [1, 2, 3, 4, 5, 6]  # the heap ran empty
+    assert loop.run() == 0
+    assert loop.events_run == 6
+
+
+def test_a_negative_event_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_events"):
+        EventLoop().run(max_events=-1)

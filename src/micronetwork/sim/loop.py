@@ -5,8 +5,9 @@ Theory of operation. An event is a tuple ``(time, seq, kind, a, b, c)`` on a bin
 they were scheduled: together with a seeded RNG this makes every run a pure function of its seed.
 ``kind`` indexes a table of handlers registered once (``register``); running an event is one
 ``heappop``, one list index and one call with the three payload slots, with no per-event closure
-or bound-method allocation. That keeps the loop within a few percent of a bare ``heapq`` loop
-(see ``benchmarks/sim_events.py``).
+or bound-method allocation, and the loop counts events in C (``itertools.count`` / ``range``).
+That keeps it at ~0.8x the events per second of a bare ``heapq`` loop that only pops and pushes
+(~0.96 M against ~1.19 M here; ``benchmarks/sim_events.py``).
 
 Hot paths may push without the method call: ``heappush(loop.heap, (when, next(loop.counter),
 kind, a, b, c))`` is exactly what :meth:`push` does (the simulator does this per message).
@@ -98,6 +99,8 @@ class EventLoop:
         needs no time comparison: popping the sentinel (or an empty heap, when ``end`` is
         infinite) ends it.
         """
+        if max_events is not None and max_events < 0:
+            raise ValueError(f"max_events must be >= 0, not {max_events}")
         heap = self._heap
         handlers = self._handlers
         pop = heapq.heappop
@@ -105,22 +108,22 @@ class EventLoop:
         sentinel = (end, math.inf, self._SENTINEL, None, None, None)
         if finite:
             heapq.heappush(heap, sentinel)
+        # n is the number of the event being run (those before it ran): counting in C with
+        # ``count``/``range`` instead of ``n += 1`` per event is ~1.2x the events per second.
         n = 0
         consumed = not finite
-        limit = -1 if max_events is None else max_events
         try:
-            if limit < 0:
-                while True:
+            if max_events is None:
+                for n in itertools.count():  # noqa: B007 (read after the loop)
                     t, _, kind, a, b, c = pop(heap)
                     self.now = t
                     handlers[kind](a, b, c)
-                    n += 1
             else:
-                while n < limit:
+                for n in range(max_events):  # noqa: B007
                     t, _, kind, a, b, c = pop(heap)
                     self.now = t
                     handlers[kind](a, b, c)
-                    n += 1
+                n = max_events
         except _End:
             consumed = True
         except _Stop:
