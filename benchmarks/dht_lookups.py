@@ -61,6 +61,8 @@ def rounds_section(
     p = RunParams(nodes=n, seed=seed, lookups=lookups, spread_bits=SPREAD,
                   evict_ping_after=EVICT)
     out: dict[str, Any] = dict(old or {})
+    if {"publish", "churn"} & set(parts):
+        parts = (*parts, "protocol")  # they run on the protocol-built network, measured again
     out["parts_measured"] = [x for x in ROUND_PARTS if x in parts]
     if "ideal" in parts:
         t0 = time.perf_counter()
