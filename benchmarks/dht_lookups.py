@@ -14,10 +14,11 @@ provider record to the 20 closest take?
 
 Sections merge into ``benchmarks/results/dht_lookups.json`` (a later run of one section or
 size replaces only that entry), plot ``dht_lookups.png``. ``--parts`` picks the parts of the
-rounds section to measure (ideal, protocol, publish, churn); the others keep the last run's
-values. The JSON is written after each part, so a run of hours that is stopped keeps what it
-measured (the 100k protocol-built run: ``--sizes 100000 --sections rounds --parts
-protocol,publish``, ~2 h of one core).
+rounds section to measure (ideal; join: lookups right after the join, before the refresh
+round; protocol; publish; churn); the others keep the last run's values. The JSON is written
+after each part, so a run of hours that is stopped keeps what it measured (the 100k
+protocol-built run: ``--sizes 100000 --sections rounds --parts join,protocol,publish``,
+~2.5 h of one core).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ ISSUE_IDEAL = {"1000": (2.03, 3), "10000": (2.63, 3), "100000": (3.08, 4)}
 _progress = _common.stage_progress
 
 
-ROUND_PARTS = ("ideal", "protocol", "publish", "churn")
+ROUND_PARTS = ("ideal", "join", "protocol", "publish", "churn")
 
 
 def rounds_section(
@@ -73,19 +74,33 @@ def rounds_section(
         out["ideal_wall_s"] = time.perf_counter() - t0
         del sc
         checkpoint(out)
-    if not {"protocol", "publish", "churn"} & set(parts):
+    if not {"join", "protocol", "publish", "churn"} & set(parts):
         return out
     t0 = time.perf_counter()
     sc = p.scenario(_progress(f"protocol n={n}"))
     sc.build()
     t_build = time.perf_counter() - t0
+    requests = sc.sim.metrics.counters
+    if "join" in parts:
+        # The tables right after the join (each node's own-id lookup and its refresh of every
+        # bucket), before the network-wide refresh round: lookups measured here too.
+        joined = requests["requests"]
+        sc.lookups(lookups, tag="join_only")
+        out["join_only"] = sc.summary("join_only")
+        out["join_only_requests_join"] = joined
+        out["join_only_requests_lookups"] = requests["requests"] - joined
+        out["join_only_wall_s"] = time.perf_counter() - t0
+        out["join_only_events"] = sc.sim.loop.events_run
+        checkpoint(out)
+        if not {"protocol", "publish", "churn"} & set(parts):
+            return out
     sc.refresh_all()
     out["build_wall_s"] = time.perf_counter() - t0
     out["build_events"] = sc.sim.loop.events_run
     out["build_events_per_s"] = sc.sim.loop.events_run / out["build_wall_s"]
     out["join_wall_s"] = t_build
-    requests = sc.sim.metrics.counters
-    out["requests_build"] = requests["requests"]  # every request, pings included
+    # every request, pings included (and the join-only lookups' if that part ran)
+    out["requests_build"] = requests["requests"]
     sc.lookups(lookups, tag="lookup")
     out["requests_lookups"] = requests["requests"] - out["requests_build"]
     out["protocol"] = sc.summary("lookup")
@@ -394,7 +409,7 @@ def main() -> int:
     png = plot(figures, path.with_suffix(".png"))
     rows = []
     for s, r in sorted(figures.get("rounds", {}).items(), key=lambda kv: int(kv[0])):
-        for key in ("ideal", "protocol", "churn", "publish"):
+        for key in ("ideal", "join_only", "protocol", "churn", "publish"):
             f = r.get(key)
             if not f:
                 continue
