@@ -39,6 +39,7 @@ RESULT = _common.RESULTS_DIR / f"{NAME}.json"
 SPREAD = 0  # KademliaConfig.bucket_spread_bits (--bucket-spread-bits)
 EVICT = 0.0  # KademliaConfig.evict_ping_after (--evict-ping-after)
 JOIN_RATE = 50.0  # peers joining per virtual second while the network is built (--join-rate)
+SUPERS = 4  # super nodes the peers bootstrap through (--supers)
 ISSUE_IDEAL = {"1000": (2.03, 3), "10000": (2.63, 3), "100000": (3.08, 4)}
 
 
@@ -61,9 +62,10 @@ def rounds_section(
     kept from ``old`` (an earlier run's entry); ``checkpoint`` gets the entry after each part,
     so a run of hours that is stopped keeps what it measured."""
     p = RunParams(nodes=n, seed=seed, lookups=lookups, spread_bits=SPREAD,
-                  evict_ping_after=EVICT, join_rate=JOIN_RATE)
+                  evict_ping_after=EVICT, join_rate=JOIN_RATE, supers=SUPERS)
     out: dict[str, Any] = dict(old or {})
     out["join_rate"] = JOIN_RATE
+    out["supers"] = SUPERS
     if {"publish", "churn"} & set(parts):
         parts = (*parts, "protocol")  # they run on the protocol-built network, measured again
     out["parts_measured"] = [x for x in ROUND_PARTS if x in parts]
@@ -93,6 +95,8 @@ def rounds_section(
         out["join_only_requests_lookups"] = requests["requests"] - joined
         out["join_only_wall_s"] = time.perf_counter() - t0
         out["join_only_events"] = sc.sim.loop.events_run
+        out["join_only_bootstrap"] = sc.summary("bootstrap")
+        out["join_only_super_load"] = sc.super_load()
         checkpoint(out)
         if not {"protocol", "publish", "churn"} & set(parts):
             return out
@@ -298,8 +302,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         "latency": "one-way U(20, 120) ms per link (fixed per link, from the seed)",
         "cpu": "10 ms per inbound request (modelled crypto/validation), responder side",
         "kademlia": {"k": 20, "alpha": 3, "beta": 3, "request_timeout_s": 10},
-        "tables": "protocol: 4 super nodes; peers join at join_rate_per_s, each bootstraps as the "
-        "real node does (own-id lookup starting from one super picked at random, the others "
+        "tables": "protocol: supers super nodes; peers join at join_rate_per_s, each bootstraps "
+        "as the real node does (own-id lookup starting from one super picked at random, the others "
         "fallbacks, then through the peers it names; then a refresh of every bucket); then "
         "every node refreshes all buckets once. bucket_spread_bits: see the key of that "
         "name (0: the plain least-recently-seen rule). ideal: each bucket k random members "
@@ -307,6 +311,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         "bucket_spread_bits": SPREAD,
         "evict_ping_after_s": EVICT,
         "join_rate_per_s": JOIN_RATE,
+        "supers": SUPERS,
         "lookup": "find_closest(id of a random live honest node) from a random live honest "
         "node; success = target among the returned k",
         "dead_peer_delay_s": 5.0,
@@ -343,18 +348,23 @@ def main() -> int:
                     help="peers joining per virtual second during the build; R != 50 writes "
                     "dht_lookups_joinR.json (at 100k, 50/s makes a 2,000 s join in which nodes "
                     "already run their 10-minute refreshes: ~3.5 h of CPU)")
+    ap.add_argument("--supers", type=int, default=4,
+                    help="super nodes to bootstrap through; S != 4 writes dht_lookups_supersS.json "
+                    "(4 supers at 10 ms per request take ~70-90 joins/s)")
     ap.add_argument("--evict-ping-after", type=float, default=0.0,
                     help="KademliaConfig.evict_ping_after; S > 0 writes "
                     "dht_lookups_evictS.json (0: ping the oldest entry for every newcomer)")
     args = ap.parse_args()
-    global SPREAD, EVICT, JOIN_RATE, RESULT
+    global SPREAD, EVICT, JOIN_RATE, SUPERS, RESULT
     SPREAD = args.bucket_spread_bits
     EVICT = args.evict_ping_after
     JOIN_RATE = args.join_rate
     if JOIN_RATE <= 0:
         ap.error("--join-rate must be positive")
     suffix = (f"_spread{SPREAD}" if SPREAD else "") + (f"_evict{EVICT:g}" if EVICT else "")
+    SUPERS = args.supers
     suffix += f"_join{JOIN_RATE:g}" if JOIN_RATE != 50.0 else ""
+    suffix += f"_supers{SUPERS}" if SUPERS != 4 else ""
     RESULT = _common.RESULTS_DIR / f"{NAME}{suffix}.json"
     started = _common.now_iso()
     if args.quick:
