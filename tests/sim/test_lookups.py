@@ -58,3 +58,16 @@ def test_silent_node_makes_requests_time_out() -> None:
     sc.run_for(30.0)
     after = sum(n.core.counters["timeouts"] for n in sc.sim.nodes)
     assert after > before
+
+
+def test_bootstrap_nodes_that_start_together_do_not_split_the_network() -> None:
+    # Each super asks one other super first (bootstrap_contacts = 1), whose table is still
+    # empty: before the bootstrap went on through its fallbacks while it had met fewer than k
+    # peers, 8 supers (seed 1) formed two groups that never met, and so did the peers that
+    # joined through them: half the lookups failed.
+    sc = Scenario(300, 1, supers=8)
+    sc.build()
+    for s in sc.supers:
+        assert all(o.peer_id in s.core.table for o in sc.supers if o is not s)
+    sc.lookups(100)
+    assert sc.summary("lookup")["success"] == 1.0

@@ -77,12 +77,31 @@ def test_failed_bootstrap_peers_are_replaced_one_at_a_time() -> None:
     asked.append(req.peer)
     assert len(set(asked)) == 3
     c.on_response(req.peer, req.request_id, KadMessage(MessageType.FIND_NODE), 3.0)
+    # It answered but named nobody: the network it reached is smaller than k (bootstrap nodes
+    # that start together), so the join goes on through the last bootstrap peer.
+    (last,) = requests(c)
+    assert last.peer in BOOT and last.peer not in asked
+    named = tuple(PeerInfo(p, (b"x",)) for p in OTHERS)
+    c.on_response(last.peer, last.request_id, KadMessage(MessageType.FIND_NODE,
+                                                         closer_peers=named), 4.0)
+    assert {r.peer for r in requests(c)} == set(OTHERS)
+    assert req.peer in c.table and last.peer in c.table
+
+
+def test_a_join_that_met_k_peers_asks_no_other_bootstrap_peer() -> None:
+    c = joiner(k=5)
+    c.bootstrap(0.0)
+    (first,) = requests(c)
+    named = tuple(PeerInfo(p, (b"x",)) for p in OTHERS)
+    c.on_response(first.peer, first.request_id, KadMessage(MessageType.FIND_NODE,
+                                                          closer_peers=named), 0.1)
+    for r in requests(c):
+        c.on_response(r.peer, r.request_id, KadMessage(MessageType.FIND_NODE), 0.2)
     cmds = c.drain()
     (ev,) = finished(cmds)
-    assert ev.error is None
-    assert [i.peer_id for i in ev.result] == [req.peer]
-    # Somebody answered: the last bootstrap peer is not asked.
-    assert not any(isinstance(x, Request) and x.message.key == bytes(ME) for x in cmds)
+    assert ev.error is None and len(ev.result) == 5
+    asked = {x.peer for x in cmds if isinstance(x, Request) and x.message.key == bytes(ME)}
+    assert not asked & set(BOOT)  # 7 peers met >= k: the other bootstrap peers are not asked
 
 
 def test_a_join_fails_only_when_every_bootstrap_peer_did() -> None:

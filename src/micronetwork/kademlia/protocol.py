@@ -281,8 +281,11 @@ class KademliaCore:
         """Look up our own id, meeting the k closest, then refresh every bucket.
 
         The lookup starts from what the table holds plus ``bootstrap_contacts`` bootstrap
-        peers picked at random; the others are fallbacks, asked one at a time only while no
-        peer has answered. A bootstrap peer enters the table when it answers, like any other.
+        peers picked at random; the others are fallbacks, asked one at a time while the lookup
+        has met fewer than k peers: nobody answered, or the network it reached is that small
+        (bootstrap nodes that start together each know only the one they asked, and without
+        this would split the network into groups that never meet). A bootstrap peer enters
+        the table when it answers, like any other.
         So a join costs the bootstrap nodes one request, not one per bootstrap node: the rest
         of the join goes through the peers the first answer named (as go-libp2p and
         rust-libp2p clients do), and many nodes can join through a few bootstrap nodes.
@@ -381,8 +384,11 @@ class KademliaCore:
             self._finish(q, now)
             return
         it = q.iter
-        if it.finished and q.fallback and not it.successes:
-            # Nobody answered the bootstrap lookup yet: start over from the next bootstrap peer.
+        if it.finished and q.fallback and it.successes < self.config.k:
+            # The bootstrap lookup ended with fewer than k peers met: nobody answered, or the
+            # part of the network it reached is that small (bootstrap nodes starting together
+            # each know only the one they asked, and would split the network into groups that
+            # never meet). Go on from the next bootstrap peer (those met are in the table).
             peer, addrs = q.fallback.pop(0)
             it = q.iter = self._iter_for(q.kind, q.target, [(peer, peer_key(peer), addrs)])
         if it.finished:
