@@ -385,10 +385,8 @@ class KademliaCore:
             return
         it = q.iter
         if it.finished and q.fallback and it.successes < self.config.k:
-            # The bootstrap lookup ended with fewer than k peers met: nobody answered, or the
-            # part of the network it reached is that small (bootstrap nodes starting together
-            # each know only the one they asked, and would split the network into groups that
-            # never meet). Go on from the next bootstrap peer (those met are in the table).
+            # The bootstrap met fewer than k peers (see bootstrap()): go on from the next
+            # bootstrap peer (those met are in the table already).
             peer, addrs = q.fallback.pop(0)
             it = q.iter = self._iter_for(q.kind, q.target, [(peer, peer_key(peer), addrs)])
         if it.finished:
