@@ -7,7 +7,7 @@ they were scheduled: together with a seeded RNG this makes every run a pure func
 ``heappop``, one list index and one call with the three payload slots, with no per-event closure
 or bound-method allocation, and the loop counts events in C (``itertools.count`` / ``range``).
 That keeps it at ~0.8x the events per second of a bare ``heapq`` loop that only pops and pushes
-(~0.96 M against ~1.19 M here; ``benchmarks/sim_events.py``).
+(~1.0 M against ~1.2 M here; ``benchmarks/sim_events.py``).
 
 Hot paths may push without the method call: ``heappush(loop.heap, (when, next(loop.counter),
 kind, a, b, c))`` is exactly what :meth:`push` does (the simulator does this per message).
